@@ -1,0 +1,109 @@
+"""The student generator: a small residual U-Net built for CPU INT8 inference.
+
+No normalisation layers (nothing to fold, nothing that quantizes badly), ReLU activations that
+ONNX Runtime fuses into the quantized convolutions, depthwise-separable inverted residual blocks
+at quarter resolution where the work is cheap, thin full-resolution layers where it is not, and
+a residual output (photo + learned correction) so training starts from the identity.
+Input and output: RGB NCHW in [-1, 1]; height and width must be multiples of `Student.multiple`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    widths: tuple[int, int, int] = (16, 32, 64)
+    blocks: int = 6
+    expansion: int = 3
+
+    def to_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, object]) -> StudentConfig:
+        widths = raw.get("widths", (16, 32, 64))
+        assert isinstance(widths, list | tuple)
+        return cls(
+            widths=(int(widths[0]), int(widths[1]), int(widths[2])),
+            blocks=int(str(raw.get("blocks", 6))),
+            expansion=int(str(raw.get("expansion", 3))),
+        )
+
+
+class ConvReLU(nn.Sequential):
+    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(in_ch, out_ch, 3, stride, padding=1, groups=groups),
+            nn.ReLU(inplace=True),
+        )
+
+
+class InvertedResidual(nn.Module):
+    """1x1 expand, 3x3 depthwise, 1x1 project, plus the input."""
+
+    def __init__(self, channels: int, expansion: int) -> None:
+        super().__init__()
+        hidden = channels * expansion
+        self.layers = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            ConvReLU(hidden, hidden, groups=hidden),
+            nn.Conv2d(hidden, channels, 1),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.layers(x)
+        return x + out
+
+
+class Up(nn.Module):
+    """A 3x3 conv at the lower resolution, bilinear x2, and the encoder's skip added.
+
+    Convolving before upsampling costs a quarter of convolving after, and keeps the
+    full-resolution part of the network down to the stem and the head."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.conv = ConvReLU(in_ch, out_ch)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.upsample(self.conv(x))
+        return out + skip
+
+
+class Student(nn.Module):
+    multiple = 4
+
+    def __init__(self, config: StudentConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or StudentConfig()
+        c0, c1, c2 = self.config.widths
+        self.stem = ConvReLU(3, c0)
+        self.down1 = ConvReLU(c0, c1, stride=2)
+        self.down2 = ConvReLU(c1, c2, stride=2)
+        self.body = nn.Sequential(
+            *[InvertedResidual(c2, self.config.expansion) for _ in range(self.config.blocks)]
+        )
+        self.up2 = Up(c2, c1)
+        self.up1 = Up(c1, c0)
+        self.head = nn.Conv2d(c0, 3, 3, padding=1)
+        # Zero head: the untrained network is the identity, and training starts from the photo.
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)  # type: ignore[arg-type]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s0 = self.stem(x)
+        s1 = self.down1(s0)
+        out = self.body(self.down2(s1))
+        out = self.up1(self.up2(out, s1), s0)
+        return torch.clamp(x + self.head(out), -1.0, 1.0)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,315 @@
+"""Distil a student generator from the aligned photo/anime pairs.
+
+    python -m models.train --style hayao --minutes 60 --out runs/hayao
+
+Resumable: rerunning with the same --out continues from runs/<style>/last.pt. Every
+--val-every steps the model is scored at full resolution on the held-out pairs (PSNR/SSIM against
+the teacher, next to the identity baseline: the photo itself against the teacher) and the best
+checkpoint is kept as best.pt. Training log: <out>/train.log; metrics: <out>/metrics.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from models.losses import DistillLoss
+from models.metrics import psnr, ssim
+from models.pairs import Pair, load_pairs, split_pairs
+from models.student import Student, StudentConfig, count_parameters
+
+# Styles we train: the pair folder, and which shared test photos the validation must keep unseen.
+STYLE_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hayao": ("hayao", ()),
+    "shinkai": ("shinkai", ()),
+    "face_kpop": ("portrait_kpop", ("data/a/0.jpg", "data/a/3.jpg")),
+    "face_arcane": ("portrait_arcane", ("data/a/0.jpg", "data/a/3.jpg")),
+}
+
+
+@dataclass
+class Options:
+    style: str
+    out: Path
+    minutes: float
+    steps: int
+    batch: int
+    crop: int
+    scale_min: float
+    scale_max: float
+    lr: float
+    w_grad: float
+    w_colour: float
+    w_gram: float
+    val_every: int
+    val_fraction: float
+    val_max_side: int
+    seed: int
+    threads: int
+    widths: tuple[int, int, int]
+    blocks: int
+    expansion: int
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise FileNotFoundError(path)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+class CropSampler:
+    """Random aligned crops at a random scale with horizontal flips. Only geometric
+    augmentation: any colour change would have to be applied through the teacher, which we
+    cannot run, so colours stay exactly as the pairs show them."""
+
+    def __init__(self, pairs: list[Pair], opts: Options, rng: np.random.Generator) -> None:
+        self.images = [(read_rgb(p.photo), read_rgb(p.anime)) for p in pairs]
+        self.opts, self.rng = opts, rng
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        o = self.opts
+        xs, ys = [], []
+        for _ in range(o.batch):
+            photo, anime = self.images[int(self.rng.integers(len(self.images)))]
+            h, w = photo.shape[:2]
+            lo = max(o.scale_min, o.crop / min(h, w))
+            scale = float(self.rng.uniform(lo, max(lo, o.scale_max)))
+            nh, nw = max(o.crop, round(h * scale)), max(o.crop, round(w * scale))
+            interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC
+            p = cv2.resize(photo, (nw, nh), interpolation=interp)
+            a = cv2.resize(anime, (nw, nh), interpolation=interp)
+            y0 = int(self.rng.integers(nh - o.crop + 1))
+            x0 = int(self.rng.integers(nw - o.crop + 1))
+            p = p[y0 : y0 + o.crop, x0 : x0 + o.crop]
+            a = a[y0 : y0 + o.crop, x0 : x0 + o.crop]
+            if self.rng.random() < 0.5:
+                p, a = p[:, ::-1], a[:, ::-1]
+            xs.append(p)
+            ys.append(a)
+        return np.stack(xs), np.stack(ys)
+
+
+def to_tensor(batch: np.ndarray) -> torch.Tensor:
+    t = torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float()
+    return t / 127.5 - 1.0
+
+
+def to_uint8(t: torch.Tensor) -> np.ndarray:
+    arr = ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+    return np.asarray(arr)
+
+
+def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:
+    h, w = img.shape[:2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    return cv2.copyMakeBorder(img, 0, ph, 0, pw, cv2.BORDER_REFLECT_101) if ph or pw else img
+
+
+@torch.no_grad()
+def stylize(model: Student, photo: np.ndarray) -> np.ndarray:
+    h, w = photo.shape[:2]
+    x = to_tensor(pad_to_multiple(photo, Student.multiple)[None])
+    return to_uint8(model(x))[0, :h, :w]
+
+
+def validation_images(pairs: list[Pair], max_side: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    out = []
+    for p in pairs:
+        photo, anime = read_rgb(p.photo), read_rgb(p.anime)
+        s = min(1.0, max_side / max(photo.shape[:2]))
+        if s < 1:
+            size = (round(photo.shape[1] * s), round(photo.shape[0] * s))
+            photo = cv2.resize(photo, size, interpolation=cv2.INTER_AREA)
+            anime = cv2.resize(anime, size, interpolation=cv2.INTER_AREA)
+        out.append((p.id, photo, anime))
+    return out
+
+
+def evaluate(model: Student, images: list[tuple[str, np.ndarray, np.ndarray]]) -> dict[str, float]:
+    model.eval()
+    m_psnr, m_ssim, i_psnr, i_ssim = [], [], [], []
+    for _, photo, anime in images:
+        out = stylize(model, photo)
+        m_psnr.append(psnr(out, anime))
+        m_ssim.append(ssim(out, anime))
+        i_psnr.append(psnr(photo, anime))
+        i_ssim.append(ssim(photo, anime))
+    model.train()
+    return {
+        "psnr": float(np.mean(m_psnr)),
+        "ssim": float(np.mean(m_ssim)),
+        "identity_psnr": float(np.mean(i_psnr)),
+        "identity_ssim": float(np.mean(i_ssim)),
+    }
+
+
+def lr_at(step: int, total: int, base: float) -> float:
+    warm = min(200, total // 20)
+    if step < warm:
+        return base * (step + 1) / warm
+    t = (step - warm) / max(1, total - warm)
+    return 1e-2 * base + (base - 1e-2 * base) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+
+
+def save(path: Path, **state: object) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
+
+
+def train(opts: Options) -> dict[str, object]:
+    torch.set_num_threads(opts.threads)
+    random.seed(opts.seed)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    folder, prefer_val = STYLE_SOURCES[opts.style]
+    train_pairs, val_pairs = split_pairs(
+        load_pairs(folder), opts.val_fraction, seed=opts.seed, prefer_val=prefer_val
+    )
+    opts.out.mkdir(parents=True, exist_ok=True)
+    log = (opts.out / "train.log").open("a")
+    metrics_log = (opts.out / "metrics.jsonl").open("a")
+
+    def say(msg: str) -> None:
+        line = f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}"
+        tqdm.write(line)
+        log.write(line + "\n")
+        log.flush()
+
+    config = StudentConfig(opts.widths, opts.blocks, opts.expansion)
+    model = Student(config)
+    optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
+    criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram)
+    step, elapsed, best = 0, 0.0, -1.0
+    last = opts.out / "last.pt"
+    if last.exists():
+        state = torch.load(last, weights_only=False)
+        model.load_state_dict(state["model"])
+        optim.load_state_dict(state["optim"])
+        step, elapsed, best = state["step"], state["elapsed"], state["best"]
+        rng = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        say(f"resumed at step {step} ({elapsed / 60:.1f} min)")
+    split = {"train": [p.id for p in train_pairs], "val": [p.id for p in val_pairs]}
+    (opts.out / "split.json").write_text(json.dumps(split, indent=1))
+    say(
+        f"style={opts.style} params={count_parameters(model)} config={config.to_dict()} "
+        f"train={len(train_pairs)} val={len(val_pairs)} {split['val']}"
+    )
+    sampler = CropSampler(train_pairs, opts, rng)
+    val_images = validation_images(val_pairs, opts.val_max_side)
+    budget = opts.minutes * 60
+    bar = tqdm(total=opts.steps, initial=step, desc=opts.style, unit="step", dynamic_ncols=True)
+    running: dict[str, float] = {}
+    model.train()
+    while step < opts.steps and elapsed < budget:
+        t0 = time.perf_counter()
+        x_np, y_np = sampler.sample()
+        x, y = to_tensor(x_np), to_tensor(y_np)
+        for group in optim.param_groups:
+            group["lr"] = lr_at(step, opts.steps, opts.lr)
+        loss, parts = criterion(model(x), y)
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        step += 1
+        elapsed += time.perf_counter() - t0
+        for k, v in parts.items():
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
+        if step % opts.val_every == 0 or step >= opts.steps or elapsed >= budget:
+            scores = evaluate(model, val_images)
+            record = {"step": step, "minutes": round(elapsed / 60, 2), **running, **scores}
+            metrics_log.write(json.dumps(record) + "\n")
+            metrics_log.flush()
+            say(
+                f"step {step} ({elapsed / 60:.1f} min) val PSNR {scores['psnr']:.2f} dB "
+                f"SSIM {scores['ssim']:.4f} | identity {scores['identity_psnr']:.2f} dB "
+                f"{scores['identity_ssim']:.4f}"
+            )
+            common = {"config": config.to_dict(), "style": opts.style, "step": step, "split": split}
+            if scores["psnr"] > best:
+                best = scores["psnr"]
+                save(opts.out / "best.pt", model=model.state_dict(), scores=scores, **common)
+            save(
+                last,
+                model=model.state_dict(),
+                optim=optim.state_dict(),
+                elapsed=elapsed,
+                best=best,
+                rng=rng,
+                torch_rng=torch.get_rng_state(),
+                **common,
+            )
+    bar.close()
+    say(f"finished at step {step} after {elapsed / 60:.1f} min; best val PSNR {best:.2f} dB")
+    return {"step": step, "minutes": elapsed / 60, "best_psnr": best}
+
+
+def parse_args(argv: list[str] | None = None) -> Options:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--style", required=True, choices=sorted(STYLE_SOURCES))
+    ap.add_argument("--out", type=Path, help="run folder (default runs/<style>)")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock training budget")
+    ap.add_argument("--steps", type=int, default=6000, help="schedule length (cosine LR)")
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--crop", type=int, default=192)
+    ap.add_argument("--scale-min", type=float, default=0.5)
+    ap.add_argument("--scale-max", type=float, default=1.0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--w-grad", type=float, default=0.5)
+    ap.add_argument("--w-colour", type=float, default=0.5)
+    ap.add_argument("--w-gram", type=float, default=0.0)
+    ap.add_argument("--val-every", type=int, default=250)
+    ap.add_argument("--val-fraction", type=float, default=0.15)
+    ap.add_argument("--val-max-side", type=int, default=1280)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--widths", type=int, nargs=3, default=list(StudentConfig().widths))
+    ap.add_argument("--blocks", type=int, default=StudentConfig().blocks)
+    ap.add_argument("--expansion", type=int, default=StudentConfig().expansion)
+    a = ap.parse_args(argv)
+    return Options(
+        style=a.style,
+        out=a.out or Path("runs") / a.style,
+        minutes=a.minutes,
+        steps=a.steps,
+        batch=a.batch,
+        crop=a.crop,
+        scale_min=a.scale_min,
+        scale_max=a.scale_max,
+        lr=a.lr,
+        w_grad=a.w_grad,
+        w_colour=a.w_colour,
+        w_gram=a.w_gram,
+        val_every=a.val_every,
+        val_fraction=a.val_fraction,
+        val_max_side=a.val_max_side,
+        seed=a.seed,
+        threads=a.threads,
+        widths=tuple(a.widths),
+        blocks=a.blocks,
+        expansion=a.expansion,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
