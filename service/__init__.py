@@ -1,0 +1,1 @@
+"""Conversion service: queue, limits, settings, charts; the layer every front end calls."""

@@ -1,0 +1,27 @@
+"""SQLite storage (aiosqlite): usage log, content cache, preferences, quotas, statistics.
+
+Knows nothing of images, models, bots or the engine: it stores rows and opaque bytes.
+"""
+
+from storage.cache import CacheEntry, CacheRepo
+from storage.db import Database
+from storage.errors import SchemaTooNewError, StorageError
+from storage.migrations import LATEST_VERSION
+from storage.prefs import UserPrefs
+from storage.stats import DayCount, Failure, StatsSummary, percentile
+from storage.usage import UsageRecord
+
+__all__ = [
+    "LATEST_VERSION",
+    "CacheEntry",
+    "CacheRepo",
+    "Database",
+    "DayCount",
+    "Failure",
+    "SchemaTooNewError",
+    "StatsSummary",
+    "StorageError",
+    "UsageRecord",
+    "UserPrefs",
+    "percentile",
+]

@@ -1,0 +1,173 @@
+"""`Database`: opens the file, migrates it, and exposes one small repository per table.
+
+Usage::
+
+    async with await Database.open(path) as db:
+        user = db.hash_id("telegram", update.effective_user.id)
+        await db.usage.record(UsageRecord(platform="telegram", status="ok", user_hash=user))
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from types import TracebackType
+
+from storage.cache import (
+    DEFAULT_BUDGET_BYTES,
+    DEFAULT_INPUT_TTL_S,
+    DEFAULT_RESULT_TTL_S,
+    CacheRepo,
+)
+from storage.connection import DEFAULT_BUSY_TIMEOUT_MS, SqlConnection
+from storage.migrations import apply_migrations, check_not_newer, schema_version
+from storage.prefs import PrefsRepo
+from storage.privacy import hash_id, load_or_create_secret
+from storage.quota import QuotaRepo
+from storage.stats import DAY_S, StatsRepo
+from storage.usage import UsageRepo
+
+DEFAULT_QUOTA_KEEP_DAYS = 7
+
+
+def default_cache_dir(db_path: Path) -> Path:
+    """`<dir>/<stem>-cache`: next to the database, distinct per database file."""
+    return db_path.with_name(f"{db_path.stem}-cache")
+
+
+class Database:
+    """The service's single handle on storage; create with `await Database.open(...)`."""
+
+    def __init__(
+        self, sql: SqlConnection, secret: bytes, cache: CacheRepo, *, quota_keep_days: int
+    ) -> None:
+        self._sql = sql
+        self._secret = secret
+        self._closed = False
+        self.path = sql.path
+        self.cache = cache
+        self.cache_dir = cache.cache_dir
+        self.usage = UsageRepo(sql)
+        self.prefs = PrefsRepo(sql)
+        self.quota = QuotaRepo(sql)
+        self.stats = StatsRepo(sql)
+        self.quota_keep_days = quota_keep_days
+
+    @classmethod
+    async def open(
+        cls,
+        path: str | Path,
+        *,
+        cache_dir: Path | None = None,
+        cache_budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        result_ttl_s: float = DEFAULT_RESULT_TTL_S,
+        input_ttl_s: float = DEFAULT_INPUT_TTL_S,
+        quota_keep_days: int = DEFAULT_QUOTA_KEEP_DAYS,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> Database:
+        """Open (creating if needed) and migrate; raises SchemaTooNewError for a file
+        written by a newer release. The parent directory is created."""
+        db_path = Path(path)
+        await asyncio.to_thread(db_path.parent.mkdir, parents=True, exist_ok=True)
+        sql = await SqlConnection.open(db_path, busy_timeout_ms=busy_timeout_ms, wal=False)
+        try:
+            await check_not_newer(sql)  # before anything writes to a file we may not own
+            await sql.enable_wal()
+            await apply_migrations(sql)
+            secret = await load_or_create_secret(sql)
+        except BaseException:
+            await sql.close(optimize=False)
+            raise
+        cache = CacheRepo(
+            sql,
+            cache_dir if cache_dir is not None else default_cache_dir(db_path),
+            budget_bytes=cache_budget_bytes,
+            result_ttl_s=result_ttl_s,
+            input_ttl_s=input_ttl_s,
+        )
+        return cls(sql, secret, cache, quota_keep_days=quota_keep_days)
+
+    async def close(self) -> None:
+        """Close the connection (idempotent); waits for an in-flight statement."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._sql.close()
+
+    async def __aenter__(self) -> Database:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def hash_id(self, platform: str, raw_id: str | int) -> str:
+        """Pseudonymous id to store instead of a raw platform user or chat id."""
+        return hash_id(self._secret, platform, raw_id)
+
+    async def schema_version(self) -> int:
+        """The migrated schema version of the open file."""
+        return await schema_version(self._sql)
+
+    async def integrity_check(self) -> str:
+        """SQLite's `PRAGMA integrity_check` verdict ("ok" when healthy)."""
+        rows = await self._sql.fetchall("PRAGMA integrity_check")
+        return "\n".join(str(r[0]) for r in rows)
+
+    async def backup(self, dest: str | Path) -> None:
+        """Write a consistent, compacted copy of the database to `dest` (VACUUM INTO), safe
+        while the service runs. The copy includes the install secret; guard it."""
+        # SQLite itself refuses a non-empty existing target, so nothing is overwritten.
+        await self._sql.execute_outside_transaction("VACUUM INTO ?", (str(Path(dest)),))
+
+    async def forget(self, platform: str, user_hash: str) -> dict[str, int]:
+        """Delete everything stored about one user: usage rows, prefs, quota counters and
+        the cache entries they own (files and rows). Other users are untouched.
+
+        Files go first, so an interrupted call leaves rows a retry will find, never files
+        nobody tracks; files of entries added meanwhile are removed after the rows.
+        """
+        early = await self.cache.owned_paths(user_hash)
+        files = await self.cache.unlink(early)
+        async with self._sql.transaction() as tx:
+            usage = await tx.execute("DELETE FROM usage WHERE user_hash = ?", (user_hash,))
+            prefs = await tx.execute(
+                "DELETE FROM prefs WHERE platform = ? AND user_hash = ?", (platform, user_hash)
+            )
+            quota = await tx.execute("DELETE FROM quota WHERE user_hash = ?", (user_hash,))
+            paths = await self.cache.delete_owned(tx, user_hash)
+        already = set(early)
+        files += await self.cache.unlink([p for p in paths if p not in already])
+        return {
+            "usage": usage,
+            "prefs": prefs,
+            "quota": quota,
+            "cache": len(paths),
+            "files": files,
+        }
+
+    async def purge(
+        self,
+        now: float | None = None,
+        *,
+        result_ttl_s: float | None = None,
+        input_ttl_s: float | None = None,
+        budget_bytes: int | None = None,
+    ) -> dict[str, int]:
+        """Housekeeping to run periodically: TTL expiry, then the size budget, then old
+        quota counters and orphaned cache files. Unset arguments use the open() values."""
+        now_s = time.time() if now is None else now
+        expired = await self.cache.expire(now_s, result_ttl_s, input_ttl_s)
+        budget = self.cache.budget_bytes if budget_bytes is None else budget_bytes
+        evicted = await self.cache.evict_to(budget)
+        cutoff_day = time.strftime("%Y-%m-%d", time.gmtime(now_s - self.quota_keep_days * DAY_S))
+        async with self._sql.transaction() as tx:
+            quota = await tx.execute("DELETE FROM quota WHERE day < ?", (cutoff_day,))
+        # File ages are real mtimes, so the sweep uses the real clock, not `now`.
+        orphans = await self.cache.sweep_orphans()
+        return {"expired": expired, "evicted": evicted, "quota": quota, "orphans": orphans}

@@ -1,0 +1,111 @@
+"""The usage log: one row per request, whatever its outcome, for statistics and quotas."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from storage.clock import now_ms
+from storage.connection import SqlConnection
+
+Status = Literal["ok", "error", "refused"]
+STATUSES: frozenset[str] = frozenset({"ok", "error", "refused"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class UsageRecord:
+    """What one request did. Ids are HMAC hashes (see `Database.hash_id`), never raw ids.
+
+    `error_kind` is the typed error's code for `error`, the refusal reason (busy,
+    rate_limited, quota…) for `refused`. `created_at` is unix milliseconds; latencies are
+    milliseconds and may be floats (stored rounded).
+    """
+
+    platform: str
+    status: Status
+    user_hash: str | None = None
+    chat_hash: str | None = None
+    style: str | None = None
+    faces: bool | None = None
+    side_by_side: bool | None = None
+    input_bytes: int | None = None
+    input_w: int | None = None
+    input_h: int | None = None
+    output_bytes: int | None = None
+    cache_hit: bool = False
+    queue_wait_ms: float | None = None
+    compute_ms: float | None = None
+    error_kind: str | None = None
+    request_id: str | None = None
+    created_at: int = field(default_factory=now_ms)
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {sorted(STATUSES)}, got {self.status!r}")
+        if not self.platform:
+            raise ValueError("platform must not be empty")
+
+
+_COLUMNS = (
+    "created_at",
+    "platform",
+    "user_hash",
+    "chat_hash",
+    "style",
+    "faces",
+    "side_by_side",
+    "input_bytes",
+    "input_w",
+    "input_h",
+    "output_bytes",
+    "cache_hit",
+    "queue_wait_ms",
+    "compute_ms",
+    "status",
+    "error_kind",
+    "request_id",
+)
+_INSERT = (
+    f"INSERT INTO usage ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) RETURNING id"
+)
+
+
+def _int_or_none(value: bool | int | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _round_ms(value: float | None) -> int | None:
+    return None if value is None else max(0, round(value))
+
+
+class UsageRepo:
+    """Appends usage rows."""
+
+    def __init__(self, sql: SqlConnection) -> None:
+        self._sql = sql
+
+    async def record(self, rec: UsageRecord) -> int:
+        """Insert one row and return its id (committed when this returns)."""
+        params = {
+            "created_at": int(rec.created_at),
+            "platform": rec.platform,
+            "user_hash": rec.user_hash,
+            "chat_hash": rec.chat_hash,
+            "style": rec.style,
+            "faces": _int_or_none(rec.faces),
+            "side_by_side": _int_or_none(rec.side_by_side),
+            "input_bytes": rec.input_bytes,
+            "input_w": rec.input_w,
+            "input_h": rec.input_h,
+            "output_bytes": rec.output_bytes,
+            "cache_hit": int(rec.cache_hit),
+            "queue_wait_ms": _round_ms(rec.queue_wait_ms),
+            "compute_ms": _round_ms(rec.compute_ms),
+            "status": rec.status,
+            "error_kind": rec.error_kind,
+            "request_id": rec.request_id,
+        }
+        async with self._sql.transaction() as tx:
+            row_id = await tx.scalar(_INSERT, params)
+        return int(row_id)

@@ -1,0 +1,112 @@
+"""Pseudonymous ids and the right to be forgotten."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from storage import Database, UsageRecord
+
+RAW_ID = 987_654_321_123
+
+
+def db_text(path: Path) -> bytes:
+    """Database file plus WAL, so uncheckpointed pages are searched too."""
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+async def test_hash_id_stable_and_scoped(db_path: Path, tmp_path: Path) -> None:
+    async with await Database.open(db_path) as db:
+        h = db.hash_id("telegram", RAW_ID)
+        assert h == db.hash_id("telegram", str(RAW_ID))
+        assert len(h) == 64 and int(h, 16) >= 0
+        assert h != db.hash_id("discord", RAW_ID)  # same number, other platform, other person
+        assert h != db.hash_id("telegram", RAW_ID + 1)
+    async with await Database.open(db_path) as db:
+        assert db.hash_id("telegram", RAW_ID) == h  # stable across reopen
+    async with await Database.open(tmp_path / "other" / "animebot.db") as other:
+        assert other.hash_id("telegram", RAW_ID) != h  # a different install
+
+
+async def test_raw_ids_never_reach_the_file(db: Database, db_path: Path) -> None:
+    user = db.hash_id("telegram", RAW_ID)
+    await db.usage.record(UsageRecord(platform="telegram", status="ok", user_hash=user))
+    await db.prefs.update("telegram", user, style="hayao")
+    await db.quota.increment(user, "2024-01-01")
+    assert str(RAW_ID).encode() not in db_text(db_path)
+    assert user.encode() in db_text(db_path)
+
+
+async def seed_user(db: Database, user: str, n: int) -> list[Path]:
+    await db.usage.record(UsageRecord(platform="telegram", status="ok", user_hash=user))
+    await db.usage.record(UsageRecord(platform="telegram", status="error", user_hash=user))
+    await db.prefs.update("telegram", user, style="paprika", language="de")
+    await db.quota.increment(user, "2024-01-01")
+    await db.quota.increment(user, "2024-01-02")
+    paths = []
+    for i, kind in enumerate(("input", "result")):
+        key = f"{n:02x}{i:02x}" + "a" * 60
+        entry = await db.cache.put(key, b"img", kind=kind, mime="image/png", owner_hash=user)
+        await db.cache.set_handle(key, "telegram", f"file-{n}-{i}")
+        paths.append(entry.path)
+    return paths
+
+
+def exists(path: Path) -> bool:
+    return path.exists()
+
+
+async def test_forget_removes_one_user_only(db: Database, db_path: Path) -> None:
+    alice = db.hash_id("telegram", 1)
+    bob = db.hash_id("telegram", 2)
+    alice_files = await seed_user(db, alice, 1)
+    bob_files = await seed_user(db, bob, 2)
+
+    report = await db.forget("telegram", alice)
+    assert report == {"usage": 2, "prefs": 1, "quota": 2, "cache": 2, "files": 2}
+    assert not any(exists(p) for p in alice_files)
+    assert all(exists(p) for p in bob_files)
+
+    conn = sqlite3.connect(db_path)
+    try:
+        for table, column in (
+            ("usage", "user_hash"),
+            ("prefs", "user_hash"),
+            ("quota", "user_hash"),
+            ("cache", "owner_hash"),
+        ):
+            mine = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?", (alice,))
+            theirs = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?", (bob,))
+            assert mine.fetchone()[0] == 0, table
+            assert theirs.fetchone()[0] > 0, table
+        assert conn.execute("SELECT count(*) FROM cache_handles").fetchone()[0] == 2
+    finally:
+        conn.close()
+    assert (await db.prefs.get("telegram", alice)).style is None
+    assert (await db.prefs.get("telegram", bob)).style == "paprika"
+    assert await db.quota.count(bob, "2024-01-02") == 1
+    # Forgetting twice is harmless.
+    assert await db.forget("telegram", alice) == {
+        "usage": 0,
+        "prefs": 0,
+        "quota": 0,
+        "cache": 0,
+        "files": 0,
+    }
+
+
+async def test_backup_is_a_working_copy_with_the_secret(db: Database, tmp_path: Path) -> None:
+    user = db.hash_id("web", "someone")
+    await db.prefs.update("web", user, style="hayao")
+    target = tmp_path / "backup" / "copy.db"
+    target.parent.mkdir()
+    await db.backup(target)
+    async with await Database.open(target) as copy:
+        assert copy.hash_id("web", "someone") == user
+        assert (await copy.prefs.get("web", user)).style == "hayao"
+        assert await copy.integrity_check() == "ok"
+    with pytest.raises(sqlite3.OperationalError):
+        await db.backup(target)  # never overwrites an existing file
