@@ -1,0 +1,278 @@
+"""The one inference engine of a process: every front end converts through it.
+
+Models are loaded once. Work is admitted through an `asyncio.Semaphore` (one slot per worker)
+and runs in a thread pool, so the event loop only awaits. ONNX Runtime and OpenCV release the
+GIL, so worker threads really run in parallel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from core.errors import UnknownStyle
+from core.imageio import DecodedImage, EncodedImage, decode, encode
+from core.registry import Registry, StyleSpec
+from core.session import RGB, StyleSession
+from core.tiling import stylize_tiled
+
+if TYPE_CHECKING:
+    from core.faces import FaceDetector
+
+# Bump when the pipeline changes what it produces for the same model files (cache keys use it).
+PIPELINE_VERSION = "p1"
+
+ImageInput = bytes | bytearray | memoryview | Path | Image.Image | np.ndarray | DecodedImage
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    threads_per_job: int = 1
+    max_side: int = 4096  # larger inputs are downscaled to this long side first
+    min_infer_side: int = 256  # smaller inputs are upscaled for the network, then back
+    tile: int = 1536  # a 1280 px photo is one tile; bigger ones are tiled to bound memory
+    max_pixels: int = 40_000_000
+    max_bytes: int = 50 * 1024 * 1024
+    min_side: int = 16
+    face_size: int = 512
+    jpeg_quality: int = 92
+
+
+@dataclass(frozen=True)
+class Timings:
+    decode_ms: float = 0.0
+    detect_ms: float = 0.0
+    infer_ms: float = 0.0
+    blend_ms: float = 0.0
+    encode_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {k: round(v, 1) for k, v in self.__dict__.items()}
+
+
+@dataclass(frozen=True)
+class Conversion:
+    image: EncodedImage
+    style: str
+    model_version: str
+    faces_found: int
+    timings: Timings
+    notes: tuple[str, ...]
+    input_width: int
+    input_height: int
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.marks: dict[str, float] = {}
+        self._t = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.marks[name] = self.marks.get(name, 0.0) + (now - self._t) * 1000
+        self._t = now
+
+
+class Engine:
+    def __init__(
+        self, registry: Registry | None = None, config: EngineConfig | None = None
+    ) -> None:
+        self.registry = registry or Registry.default()
+        self.config = config or EngineConfig()
+        self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="animebot-engine")
+        self._slots: asyncio.Semaphore | None = None
+        self._sessions: dict[str, StyleSession] = {}
+        self._detector: FaceDetector | None = None
+        self._lock = threading.Lock()
+        self.active = 0
+
+    # -- models -------------------------------------------------------------------------------
+
+    def session(self, spec: StyleSpec) -> StyleSession:
+        with self._lock:
+            if spec.name not in self._sessions:
+                self._sessions[spec.name] = StyleSession(spec, self.config.threads_per_job)
+            return self._sessions[spec.name]
+
+    def detector(self) -> FaceDetector:
+        with self._lock:
+            if self._detector is None:
+                from core.faces import FaceDetector
+
+                self._detector = FaceDetector(threads=self.config.threads_per_job)
+            return self._detector
+
+    def warm_up(self) -> None:
+        """Load every model and the face detector now, so the first user does not wait."""
+        tiny = np.full((64, 64, 3), 128, np.uint8)
+        for spec in self.registry.all():
+            self.session(spec).run(tiny)
+        self.detector().detect(np.full((256, 256, 3), 128, np.uint8))
+
+    def resolve(self, style: str | None) -> StyleSpec:
+        spec = self.registry.get(style or self.registry.default_style())
+        if spec.kind != "scene":
+            raise UnknownStyle(spec.name, self.registry.names())
+        return spec
+
+    def model_version(self, style: str | None, faces: bool) -> str:
+        """Everything that determines the output for given pixels and options (for cache keys)."""
+        spec = self.resolve(style)
+        face = self.registry.face_model_for(spec) if faces else None
+        return f"{PIPELINE_VERSION}:{spec.name}@{spec.version}" + (
+            f"+{face.name}@{face.version}" if face else ""
+        )
+
+    # -- async API ------------------------------------------------------------------------------
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.config.workers)
+        return self._slots
+
+    async def run_in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def decode(self, data: ImageInput) -> DecodedImage:
+        if isinstance(data, DecodedImage):
+            return data
+        result: DecodedImage = await self.run_in_pool(self._decode, data)
+        return result
+
+    async def convert(
+        self,
+        image: ImageInput,
+        *,
+        style: str | None = None,
+        faces: bool = True,
+        side_by_side: bool = False,
+        fmt: str = "png",
+        max_side: int | None = None,
+    ) -> Conversion:
+        async with self._semaphore():
+            self.active += 1
+            try:
+                result: Conversion = await self.run_in_pool(
+                    lambda: self.convert_sync(
+                        image,
+                        style=style,
+                        faces=faces,
+                        side_by_side=side_by_side,
+                        fmt=fmt,
+                        max_side=max_side,
+                    )
+                )
+                return result
+            finally:
+                self.active -= 1
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+
+    # -- the pipeline (runs in a worker thread) -------------------------------------------------
+
+    def _decode(self, data: ImageInput) -> DecodedImage:
+        if isinstance(data, DecodedImage):
+            return data
+        c = self.config
+        return decode(data, max_pixels=c.max_pixels, max_bytes=c.max_bytes, min_side=c.min_side)
+
+    def convert_sync(
+        self,
+        image: ImageInput,
+        *,
+        style: str | None = None,
+        faces: bool = True,
+        side_by_side: bool = False,
+        fmt: str = "png",
+        max_side: int | None = None,
+    ) -> Conversion:
+        clock = _Clock()
+        spec = self.resolve(style)
+        decoded = self._decode(image)
+        clock.lap("decode")
+        notes = list(decoded.notes)
+        rgb, alpha = decoded.rgb, decoded.alpha
+        limit = min(max_side or self.config.max_side, self.config.max_side)
+        if max(rgb.shape[:2]) > limit:
+            rgb, alpha = _fit(rgb, limit), None if alpha is None else _fit(alpha, limit)
+            notes.append("downscaled")
+        face_spec = self.registry.face_model_for(spec) if faces else None
+        found: list[Any] = []
+        if face_spec is not None:
+            found = self.detector().detect(rgb)
+            clock.lap("detect")
+        styled = self._stylize(self.session(spec), rgb)
+        clock.lap("infer")
+        if found and face_spec is not None:
+            from core.face2paint import face2paint
+
+            face_session = self.session(face_spec)
+            infer_ms = 0.0
+
+            def stylize_face(crop: RGB) -> RGB:
+                nonlocal infer_ms
+                t = time.perf_counter()
+                out = face_session.run(crop)
+                infer_ms += (time.perf_counter() - t) * 1000
+                return out
+
+            styled = face2paint(rgb, styled, found, stylize_face, face_size=self.config.face_size)
+            clock.lap("blend")
+            clock.marks["infer"] += infer_ms
+            clock.marks["blend"] -= infer_ms
+        if side_by_side:
+            styled = np.concatenate([rgb, styled], axis=1)
+            alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
+        encoded = encode(styled, alpha, fmt=fmt, quality=self.config.jpeg_quality)
+        clock.lap("encode")
+        m = clock.marks
+        timings = Timings(
+            decode_ms=m.get("decode", 0.0),
+            detect_ms=m.get("detect", 0.0),
+            infer_ms=m.get("infer", 0.0),
+            blend_ms=m.get("blend", 0.0),
+            encode_ms=m.get("encode", 0.0),
+        )
+        timings = replace(timings, total_ms=sum(m.values()))
+        return Conversion(
+            image=encoded,
+            style=spec.name,
+            model_version=self.model_version(spec.name, face_spec is not None),
+            faces_found=len(found),
+            timings=timings,
+            notes=tuple(notes),
+            input_width=decoded.width,
+            input_height=decoded.height,
+        )
+
+    def _stylize(self, session: StyleSession, rgb: RGB) -> RGB:
+        h, w = rgb.shape[:2]
+        small = self.config.min_infer_side
+        if max(h, w) < small:
+            s = small / max(h, w)
+            size = (round(w * s), round(h * s))
+            up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
+            return _fit(session.run(up), max(h, w), size=(w, h))
+        return stylize_tiled(session.run, rgb, tile=self.config.tile)
+
+
+def _fit(img: np.ndarray, max_side: int, size: tuple[int, int] | None = None) -> np.ndarray:
+    h, w = img.shape[:2]
+    if size is None:
+        s = max_side / max(h, w)
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
