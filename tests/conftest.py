@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from models.pairs import shared_dir
+from service.runtime import Runtime
+from service.settings import Settings
 
 SHARED = shared_dir()
 PHOTOS = SHARED / "data" / "photos"
@@ -30,3 +34,33 @@ def edge_dir() -> Path:
     if not EDGE.is_dir():
         pytest.skip(f"shared edge-case inputs not found at {EDGE}")
     return EDGE
+
+
+@pytest.fixture
+async def make_runtime(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Runtime]]]:
+    """Start a real Runtime (engine with the installed models, SQLite in tmp_path, service);
+    keyword arguments override Settings. Every runtime started is stopped at teardown."""
+    started: list[Runtime] = []
+
+    async def start(**overrides: Any) -> Runtime:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / f"data{len(started)}",
+            "workers": 2,
+            "rate_burst": 0,
+            "daily_quota": 0,
+            "shutdown_grace_s": 10.0,
+        }
+        values.update(overrides)
+        runtime = await Runtime.start(Settings(**values))
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        await runtime.stop()
+
+
+@pytest.fixture
+async def runtime(make_runtime: Callable[..., Awaitable[Runtime]]) -> Runtime:
+    """A Runtime with default test settings (no rate limits, no quota)."""
+    return await make_runtime()

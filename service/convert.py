@@ -1,0 +1,409 @@
+"""The conversion service: the one thing every front end calls.
+
+`await service.convert(request)` turns a person's upload into an anime image, or refuses with a
+typed reason. In order: rate limit, decode, cache, quota, fair queue, engine, cache store. Every
+outcome, refusals and failures included, writes exactly one usage row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.engine import Conversion, Engine
+from core.errors import ImageTooLarge, InputError, UnknownStyle
+from core.imageio import DecodedImage, pixel_digest
+from service.errors import Busy, InputExpired, InternalError, QuotaExceeded, RateLimited, Refusal
+from service.fairqueue import FairQueue, ProgressCallback
+from service.metrics import ServiceMetrics
+from service.ratelimit import RateLimiter
+from service.settings import Settings
+from storage import CacheEntry, Database, StatsSummary, UsageRecord, UserPrefs
+
+log = logging.getLogger("animebot.service")
+
+FORMATS = {"jpeg", "png", "webp"}
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@dataclass(frozen=True)
+class ConversionRequest:
+    platform: str  # "telegram", "discord", "web", ...
+    user_id: str | int  # the platform's raw id; hashed before anything is stored
+    image: bytes | None = None  # an upload, or ...
+    input_key: str | None = None  # ... a photo uploaded earlier (buttons: "try another style")
+    chat_id: str | int | None = None
+    style: str | None = None  # None: the person's preference, else the default style
+    faces: bool | None = None
+    side_by_side: bool = False
+    fmt: str = "jpeg"
+    max_side: int | None = None
+    is_admin: bool = False
+    keep_input: bool = True  # cache the upload so buttons can re-use it without a re-upload
+    on_progress: ProgressCallback | None = None
+    request_id: str = field(default_factory=new_request_id)
+
+
+@dataclass(frozen=True)
+class _Source:
+    input_key: str
+    width: int
+    height: int
+    decoded: DecodedImage | None  # None when identified from a byte-identical repeat
+    seen_at: float = field(default_factory=time.monotonic)
+
+
+@dataclass(frozen=True)
+class ConversionReply:
+    data: bytes
+    mime: str
+    ext: str
+    width: int
+    height: int
+    style: str
+    faces: bool
+    side_by_side: bool
+    cache_hit: bool
+    input_key: str
+    result_key: str
+    handle: str | None  # the platform's id of this result uploaded earlier (Telegram file_id)
+    faces_found: int
+    notes: tuple[str, ...]
+    queue_wait_ms: float
+    compute_ms: float
+    total_ms: float
+    timings: dict[str, float]
+    request_id: str
+
+
+def today_utc(now: float | None = None) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if now is None else now))
+
+
+def seconds_to_utc_midnight(now: float | None = None) -> float:
+    t = time.time() if now is None else now
+    return 86400.0 - (t % 86400.0)
+
+
+class ConversionService:
+    def __init__(self, engine: Engine, db: Database, settings: Settings) -> None:
+        self.engine, self.db, self.settings = engine, db, settings
+        self.queue = FairQueue(settings.workers, settings.queue_max)
+        self.limiter = RateLimiter(settings.rate_burst, settings.rate_per_minute)
+        self.metrics = ServiceMetrics()
+        self.metrics.queue_waiting.set_function(lambda: self.queue.waiting)
+        self.metrics.running.set_function(lambda: self.queue.running)
+        # sha256(upload bytes) -> its pixel digest: a repeat of the very same file skips decoding.
+        self._aliases: OrderedDict[str, _Source] = OrderedDict()
+        self._alias_ttl_s = settings.input_ttl_hours * 3600 / 2
+        self._closing = False
+        self._inflight: set[asyncio.Task[Any]] = set()
+
+    # -- the main entry point ------------------------------------------------------------------
+
+    async def convert(self, req: ConversionRequest) -> ConversionReply:
+        if self._closing:
+            raise Busy("shutting down", retry_after_s=30)
+        task = asyncio.current_task()
+        if task is not None:
+            self._inflight.add(task)
+        started = time.perf_counter()
+        user_hash = self.db.hash_id(req.platform, req.user_id)
+        chat_hash = None if req.chat_id is None else self.db.hash_id(req.platform, req.chat_id)
+        row: dict[str, Any] = {
+            "platform": req.platform,
+            "user_hash": user_hash,
+            "chat_hash": chat_hash,
+        }
+        row["request_id"] = req.request_id
+        try:
+            reply = await self._convert(req, user_hash, row, started)
+        except Refusal as exc:
+            await self._record(row, "refused", exc.code)
+            self.metrics.requests.labels(req.platform, "refused", exc.code).inc()
+            raise
+        except (InputError, UnknownStyle, InputExpired) as exc:
+            await self._record(row, "error", exc.code)
+            self.metrics.requests.labels(req.platform, "error", exc.code).inc()
+            raise
+        except asyncio.CancelledError:
+            await asyncio.shield(self._record(row, "error", "cancelled"))
+            raise
+        except Exception as exc:
+            log.exception("request %s failed", req.request_id)
+            await self._record(row, "error", "internal")
+            self.metrics.requests.labels(req.platform, "error", "internal").inc()
+            raise InternalError(req.request_id) from exc
+        finally:
+            if task is not None:
+                self._inflight.discard(task)
+        await self._record(row, "ok", None)
+        self.metrics.requests.labels(
+            req.platform, "ok", "cache" if reply.cache_hit else "computed"
+        ).inc()
+        return reply
+
+    async def _convert(
+        self, req: ConversionRequest, user_hash: str, row: dict[str, Any], started: float
+    ) -> ConversionReply:
+        prefs = await self.db.prefs.get(req.platform, user_hash)
+        style = self._style(req.style or prefs.style)
+        faces = (
+            req.faces
+            if req.faces is not None
+            else (prefs.faces if prefs.faces is not None else True)
+        )
+        fmt = req.fmt if req.fmt in FORMATS else "jpeg"
+        row.update(style=style, faces=faces, side_by_side=req.side_by_side)
+        if not req.is_admin:
+            wait = self.limiter.try_acquire(user_hash)
+            if wait > 0:
+                raise RateLimited("too many requests", retry_after_s=wait)
+        if req.image is not None:
+            row["input_bytes"] = len(req.image)
+        source = await self._source(req, user_hash)
+        row.update(input_w=source.width, input_h=source.height)
+        input_key = source.input_key
+        version = self.engine.model_version(style, faces)
+        result_key = _key(input_key, version, req.side_by_side, fmt, req.max_side)
+        hit = await self.db.cache.get(result_key)
+        if hit is not None:
+            if not req.is_admin:
+                self.limiter.refund(user_hash)
+            self.metrics.cache_hits.labels(req.platform).inc()
+            row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
+            handle = await self.db.cache.get_handle(result_key, req.platform)
+            return _cached_reply(hit, req, style, faces, input_key, result_key, handle, started)
+        day = today_utc()
+        quota = self.settings.daily_quota
+        if not req.is_admin and quota > 0 and await self.db.quota.count(user_hash, day) >= quota:
+            raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
+        async with self.queue.slot(user_hash, req.on_progress) as waited_ms:
+            self.metrics.queue_wait_seconds.observe(waited_ms / 1000)
+            row["queue_wait_ms"] = waited_ms
+            decoded = source.decoded or await self._decode_again(req)
+            conversion = await self.engine.convert(
+                decoded,
+                style=style,
+                faces=faces,
+                side_by_side=req.side_by_side,
+                fmt=fmt,
+                max_side=req.max_side,
+            )
+        row.update(compute_ms=conversion.timings.total_ms, output_bytes=len(conversion.image.data))
+        self.metrics.compute_seconds.labels(style).observe(conversion.timings.total_ms / 1000)
+        await self._store_result(result_key, conversion, user_hash)
+        if not req.is_admin:
+            await self.db.quota.increment(user_hash, day)
+        return _reply(conversion, req, faces, input_key, result_key, waited_ms, started)
+
+    def _style(self, wanted: str | None) -> str:
+        names = self.engine.registry.names()
+        if wanted and wanted in names:
+            return wanted
+        if wanted:
+            raise UnknownStyle(wanted, names)
+        default = self.settings.default_style
+        return default if default in names else self.engine.registry.default_style()
+
+    async def _source(self, req: ConversionRequest, user_hash: str) -> _Source:
+        """Identify the input by its pixels. A byte-identical repeat of an upload seen before
+        is identified without decoding it, so a cache hit touches no pixels at all."""
+        if req.image is None:
+            if not req.input_key:
+                raise ValueError("a request needs image bytes or an input_key")
+            entry = await self.db.cache.get(_input_cache_key(req.input_key))
+            if entry is None:
+                raise InputExpired("the original photo is no longer cached")
+            decoded = await self.engine.decode(entry.data)
+            return _Source(req.input_key, decoded.width, decoded.height, decoded)
+        if len(req.image) > self.settings.max_upload_bytes:
+            raise ImageTooLarge("upload too large", limit=self.settings.max_upload_bytes)
+        bytes_key = hashlib.sha256(req.image).hexdigest()
+        known = self._aliases.get(bytes_key)
+        # Trust an alias only while the cached upload it implies is surely still there.
+        if known is not None and time.monotonic() - known.seen_at < self._alias_ttl_s:
+            self._aliases.move_to_end(bytes_key)
+            return known
+        decoded = await self.engine.decode(req.image)
+        input_key = await self.engine.run_in_pool(pixel_digest, decoded)
+        if req.keep_input:
+            await self.db.cache.put(
+                _input_cache_key(input_key),
+                req.image,
+                kind="input",
+                mime="application/octet-stream",
+                owner_hash=user_hash,
+            )
+        source = _Source(input_key, decoded.width, decoded.height, None)
+        self._aliases[bytes_key] = source
+        while len(self._aliases) > 10_000:
+            self._aliases.popitem(last=False)
+        return _Source(input_key, decoded.width, decoded.height, decoded)
+
+    async def _decode_again(self, req: ConversionRequest) -> DecodedImage:
+        """Pixels for a cache miss whose input was identified without decoding."""
+        if req.image is not None:
+            return await self.engine.decode(req.image)
+        entry = await self.db.cache.get(_input_cache_key(req.input_key or ""))
+        if entry is None:
+            raise InputExpired("the original photo is no longer cached")
+        return await self.engine.decode(entry.data)
+
+    async def _store_result(self, key: str, conversion: Conversion, owner: str) -> None:
+        image = conversion.image
+        meta = {
+            "ext": image.ext,
+            "width": image.width,
+            "height": image.height,
+            "style": conversion.style,
+            "faces_found": conversion.faces_found,
+            "notes": list(conversion.notes),
+            "model_version": conversion.model_version,
+        }
+        await self.db.cache.put(
+            key, image.data, kind="result", mime=image.mime, owner_hash=owner, meta=meta
+        )
+
+    async def _record(self, row: dict[str, Any], status: str, error_kind: str | None) -> None:
+        try:
+            await self.db.usage.record(UsageRecord(status=status, error_kind=error_kind, **row))  # type: ignore[arg-type]
+        except Exception:  # never let bookkeeping turn a reply into a failure
+            log.exception("could not record usage for request %s", row.get("request_id"))
+
+    # -- everything else front ends need --------------------------------------------------------
+
+    async def remember_handle(self, result_key: str, platform: str, handle: str) -> None:
+        """Keep the platform's id of an uploaded result (Telegram file_id) for repeat replies."""
+        await self.db.cache.set_handle(result_key, platform, handle)
+
+    async def prefs(self, platform: str, user_id: str | int) -> UserPrefs:
+        return await self.db.prefs.get(platform, self.db.hash_id(platform, user_id))
+
+    async def set_prefs(self, platform: str, user_id: str | int, **changes: Any) -> UserPrefs:
+        if changes.get("style") is not None:
+            self._style(changes["style"])  # refuse unknown styles before storing them
+        return await self.db.prefs.update(platform, self.db.hash_id(platform, user_id), **changes)
+
+    async def forget(self, platform: str, user_id: str | int) -> dict[str, int]:
+        user_hash = self.db.hash_id(platform, user_id)
+        self._aliases.clear()  # cannot tell which belong to this person: drop them all
+        return await self.db.forget(platform, user_hash)
+
+    async def stats(self, days: int = 30) -> StatsSummary:
+        return await self.db.stats.summary(days=days)
+
+    async def stats_chart(self, days: int = 30) -> bytes:
+        from service.charts import render_stats_png
+
+        summary = await self.stats(days)
+        return await asyncio.to_thread(
+            render_stats_png, summary, title=f"animebot: last {days} days"
+        )
+
+    def is_admin(self, platform: str, user_id: str | int) -> bool:
+        admins = {
+            "telegram": self.settings.telegram_admins,
+            "discord": self.settings.discord_admins,
+        }
+        return str(user_id) in admins.get(platform, frozenset())
+
+    def styles(self) -> list[str]:
+        return self.engine.registry.names()
+
+    @property
+    def inflight(self) -> int:
+        return len(self._inflight)
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Stop accepting new requests and wait for those running; True when all finished."""
+        self._closing = True
+        pending = [t for t in self._inflight if not t.done()]
+        if not pending:
+            return True
+        _, still = await asyncio.wait(pending, timeout=timeout_s)
+        return not still
+
+
+def _key(input_key: str, version: str, side_by_side: bool, fmt: str, max_side: int | None) -> str:
+    raw = f"{input_key}|{version}|sbs={int(side_by_side)}|{fmt}|max={max_side or 0}"
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _input_cache_key(input_key: str) -> str:
+    return f"in-{input_key}"
+
+
+def _reply(
+    c: Conversion,
+    req: ConversionRequest,
+    faces: bool,
+    input_key: str,
+    result_key: str,
+    waited_ms: float,
+    started: float,
+) -> ConversionReply:
+    return ConversionReply(
+        data=c.image.data,
+        mime=c.image.mime,
+        ext=c.image.ext,
+        width=c.image.width,
+        height=c.image.height,
+        style=c.style,
+        faces=faces,
+        side_by_side=req.side_by_side,
+        cache_hit=False,
+        input_key=input_key,
+        result_key=result_key,
+        handle=None,
+        faces_found=c.faces_found,
+        notes=c.notes,
+        queue_wait_ms=waited_ms,
+        compute_ms=c.timings.total_ms,
+        total_ms=(time.perf_counter() - started) * 1000,
+        timings=c.timings.as_dict(),
+        request_id=req.request_id,
+    )
+
+
+def _cached_reply(
+    hit: CacheEntry,
+    req: ConversionRequest,
+    style: str,
+    faces: bool,
+    input_key: str,
+    result_key: str,
+    handle: str | None,
+    started: float,
+) -> ConversionReply:
+    meta = hit.meta
+    return ConversionReply(
+        data=hit.data,
+        mime=hit.mime,
+        ext=str(meta.get("ext", "jpg")),
+        width=int(meta.get("width", 0)),
+        height=int(meta.get("height", 0)),
+        style=style,
+        faces=faces,
+        side_by_side=req.side_by_side,
+        cache_hit=True,
+        input_key=input_key,
+        result_key=result_key,
+        handle=handle,
+        faces_found=int(meta.get("faces_found", 0)),
+        notes=tuple(meta.get("notes", ())),
+        queue_wait_ms=0.0,
+        compute_ms=0.0,
+        total_ms=(time.perf_counter() - started) * 1000,
+        timings={},
+        request_id=req.request_id,
+    )
