@@ -282,6 +282,26 @@ class ConversionService:
 
     # -- everything else front ends need --------------------------------------------------------
 
+    async def record_failure(
+        self,
+        platform: str,
+        user_id: str | int,
+        kind: str,
+        *,
+        chat_id: str | int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Record a failure outside a conversion (e.g. 'delivery_blocked': the person blocked
+        the bot before the reply arrived), so statistics show it."""
+        row: dict[str, Any] = {
+            "platform": platform,
+            "user_hash": self.db.hash_id(platform, user_id),
+            "chat_hash": None if chat_id is None else self.db.hash_id(platform, chat_id),
+            "request_id": request_id,
+        }
+        await self._record(row, "error", kind)
+        self.metrics.requests.labels(platform, "error", kind).inc()
+
     async def remember_handle(self, result_key: str, platform: str, handle: str) -> None:
         """Keep the platform's id of an uploaded result (Telegram file_id) for repeat replies."""
         await self.db.cache.set_handle(result_key, platform, handle)
