@@ -93,6 +93,9 @@ class Engine:
         self.registry = registry or Registry.default()
         self.config = config or EngineConfig()
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="animebot-engine")
+        # Decoding and hashing get their own threads: a newcomer's photo must be decoded (and so
+        # take its place in the service's fair queue) while conversions occupy every worker.
+        self._decoders = ThreadPoolExecutor(self.config.workers, thread_name_prefix="animebot-decode")
         self._slots: asyncio.Semaphore | None = None
         self._sessions: dict[str, StyleSession] = {}
         self._detector: FaceDetector | None = None
@@ -146,10 +149,14 @@ class Engine:
     async def run_in_pool(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
+    async def run_light(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Short image work (decoding, hashing) that must not queue behind conversions."""
+        return await asyncio.get_running_loop().run_in_executor(self._decoders, fn, *args)
+
     async def decode(self, data: ImageInput) -> DecodedImage:
         if isinstance(data, DecodedImage):
             return data
-        result: DecodedImage = await self.run_in_pool(self._decode, data)
+        result: DecodedImage = await self.run_light(self._decode, data)
         return result
 
     async def convert(
@@ -180,7 +187,9 @@ class Engine:
                 self.active -= 1
 
     async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, self._pool.shutdown)
+        await loop.run_in_executor(None, self._decoders.shutdown)
 
     # -- the pipeline (runs in a worker thread) -------------------------------------------------
 

@@ -235,7 +235,7 @@ class ConversionService:
             self._aliases.move_to_end(bytes_key)
             return known
         decoded = await self.engine.decode(req.image)
-        input_key = await self.engine.run_in_pool(pixel_digest, decoded)
+        input_key = await self.engine.run_light(pixel_digest, decoded)
         if req.keep_input:
             await self.db.cache.put(
                 _input_cache_key(input_key),
@@ -339,6 +339,10 @@ class ConversionService:
 
     def styles(self) -> list[str]:
         return self.engine.registry.names()
+
+    def default_style(self) -> str:
+        """The style used for people who have not chosen one."""
+        return self._style(None)
 
     @property
     def inflight(self) -> int:
