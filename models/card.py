@@ -1,0 +1,182 @@
+"""Write a style's model card (CARD.md) and sample images from what is actually served.
+
+    python -m models.card --style hayao --run runs/hayao
+
+Validation figures are measured here, on the held-out pairs at full resolution (long side
+<= 1280), with the ONNX file the engine serves (INT8 where it passed the gate), next to the
+identity baseline: the photo itself scored against the teacher on the same images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from models import WEIGHTS_DIR
+from models.export import fit, run_onnx, session
+from models.metrics import psnr, ssim
+from models.pairs import load_pairs
+from models.train import STYLE_SOURCES, read_rgb
+
+SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "images"
+
+
+def evaluate(meta: dict[str, Any], folder: Path) -> list[dict[str, Any]]:
+    served = session(folder / meta["files"][meta["serve"]], threads=2)
+    by_id = {p.id: p for p in load_pairs(STYLE_SOURCES[meta["trained_from"]][0])}
+    rows = []
+    for pid in meta["split"]["val"]:
+        pair = by_id[pid]
+        photo, anime = fit(read_rgb(pair.photo), 1280), fit(read_rgb(pair.anime), 1280)
+        out = run_onnx(served, photo, int(meta["multiple"]))
+        rows.append(
+            {
+                "id": pid,
+                "size": f"{photo.shape[1]}x{photo.shape[0]}",
+                "psnr": psnr(out, anime),
+                "ssim": ssim(out, anime),
+                "id_psnr": psnr(photo, anime),
+                "id_ssim": ssim(photo, anime),
+                "images": (photo, out, anime),
+            }
+        )
+    return rows
+
+
+def sample_strip(
+    photo: np.ndarray, ours: np.ndarray, teacher: np.ndarray, width: int = 420
+) -> np.ndarray:
+    h, w = photo.shape[:2]
+    size = (width, round(h * width / w))
+    tiles = [cv2.resize(x, size, interpolation=cv2.INTER_AREA) for x in (photo, ours, teacher)]
+    gap = np.full((size[1], 6, 3), 255, np.uint8)
+    return np.concatenate([tiles[0], gap, tiles[1], gap, tiles[2]], axis=1)
+
+
+def training_summary(run: Path) -> dict[str, object]:
+    log = (run / "train.log").read_text()
+    finished = re.findall(r"finished at step (\d+) after ([\d.]+) min", log)
+    minutes = sum(float(m) for _, m in finished[-1:]) if finished else None
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return {"steps": records[-1]["step"], "minutes": minutes or records[-1]["minutes"]}
+
+
+def write_card(style: str, run: Path, command: str, samples: int = 2) -> Path:
+    folder = WEIGHTS_DIR / style
+    meta = json.loads((folder / "model.json").read_text())
+    rows = evaluate(meta, folder)
+    keys = ("psnr", "ssim", "id_psnr", "id_ssim")
+    mean = {k: float(np.mean([float(str(r[k])) for r in rows])) for k in keys}
+    meta["validation_served"] = {k: round(v, 3) for k, v in mean.items()}
+    (folder / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    sections = [
+        f"# {meta['title']} (`{style}`)\n",
+        f"A {meta['kind']} style for animebot: a student generator distilled from "
+        "AnimeGANv3 outputs.\n",
+        _facts(meta, training_summary(run), command),
+        _validation(meta, rows, mean),
+        "## Samples (validation photos: photo | ours | teacher)\n",
+        *_samples(style, rows[:samples]),
+        LICENCE,
+    ]
+    path = folder / "CARD.md"
+    path.write_text("\n".join(sections))
+    return path
+
+
+def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
+    cfg, gate = meta["config"], meta["gate"]
+    split = meta["split"]
+    sizes = ", ".join(f"{k} {v / 1024:.0f} KB" for k, v in meta["sizes"].items())
+    verdict = "passed" if gate["passed"] else "failed"
+    rows = {
+        "architecture": (
+            f"residual U-Net student (`models/student.py`): widths {cfg['widths']}, "
+            f"{cfg['blocks']} inverted-residual blocks (expansion {cfg['expansion']}) "
+            "at 1/4 resolution, ReLU, no normalisation"
+        ),
+        "parameters": f"{meta['parameters']:,}",
+        "files": f"{sizes}; served: **{meta['serve']}**",
+        "INT8 gate": (
+            f"INT8 vs fp32 on the validation photos: {gate['int8_vs_fp32_psnr_db']} dB "
+            f"(threshold {gate['threshold_db']} dB, {verdict}); static QDQ, per-channel "
+            f"weights, {gate['calibration']} calibration on the training photos"
+        ),
+        "version": f"`{meta['version']}` (sha256 prefix of the served file; in every cache key)",
+        "training data": (
+            f"`{STYLE_SOURCES[meta['trained_from']][0]}` pairs from `../shared/data/pairs`: "
+            f"{len(split['train'])} train / {len(split['val'])} validation, split by scene "
+            "group (no near-duplicate scene across the split)"
+        ),
+        "training": (
+            f"{train['steps']} steps, {float(str(train['minutes'])):.0f} min on 1 CPU thread; "
+            f"`{command}`"
+        ),
+    }
+    return "| | |\n|---|---|\n" + "\n".join(f"| {k} | {v} |" for k, v in rows.items()) + "\n"
+
+
+def _validation(meta: dict[str, Any], rows: list[dict[str, Any]], mean: dict[str, float]) -> str:
+    lines = [
+        f"## Validation (held-out pairs, served {meta['serve']} model, long side <= 1280 px)\n",
+        "Model = our output scored against the teacher; identity = the photo itself against "
+        "the teacher, on the same images.\n",
+        "| pair | size | model PSNR dB | model SSIM | identity PSNR dB | identity SSIM |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['id']} | {r['size']} | {r['psnr']:.2f} | {r['ssim']:.3f} "
+        f"| {r['id_psnr']:.2f} | {r['id_ssim']:.3f} |"
+        for r in rows
+    ]
+    lines.append(
+        f"| **mean** | | **{mean['psnr']:.2f}** | **{mean['ssim']:.3f}** "
+        f"| {mean['id_psnr']:.2f} | {mean['id_ssim']:.3f} |\n"
+    )
+    lines.append(
+        f"Gain over identity: **{mean['psnr'] - mean['id_psnr']:+.2f} dB PSNR**, "
+        f"**{mean['ssim'] - mean['id_ssim']:+.3f} SSIM**.\n"
+    )
+    return "\n".join(lines)
+
+
+def _samples(style: str, rows: list[dict[str, Any]]) -> list[str]:
+    SAMPLES.mkdir(parents=True, exist_ok=True)
+    lines = []
+    for row in rows:
+        photo, ours, teacher = row["images"]
+        name = f"{style}_{row['id']}.jpg"
+        strip = cv2.cvtColor(sample_strip(photo, ours, teacher), cv2.COLOR_RGB2BGR)
+        cv2.imwrite(str(SAMPLES / name), strip, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        lines.append(f"![{row['id']}: photo | ours | teacher](../../../docs/images/{name})\n")
+    return lines
+
+
+LICENCE = """## Licence
+
+The code is MIT. These weights were trained on images produced by AnimeGANv3
+(TachibanaYoshino/AnimeGANv3), whose outputs are licensed for **non-commercial use only**;
+the weights inherit that restriction. The training photos are third-party images used for
+research; do not redistribute them.
+"""
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--style", required=True)
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--command", default="", help="the training command, for the record")
+    a = ap.parse_args(argv)
+    print(write_card(a.style, a.run, a.command or f"python -m models.train --style {a.style}"))
+
+
+if __name__ == "__main__":
+    main()
