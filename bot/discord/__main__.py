@@ -1,0 +1,75 @@
+"""`python -m bot.discord`: run only the Discord bot, configured from the environment.
+
+Exit status: 0 after a clean stop (SIGINT/SIGTERM), 1 when the bot cannot start, 2 for
+invalid settings. Use `animebot serve` to run it beside the web page and the Telegram bot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from bot.discord.client import DiscordFrontEnd, DiscordStartError
+from service.runtime import Runtime
+from service.settings import Settings, SettingsError
+
+log = logging.getLogger("animebot.discord")
+
+
+async def serve(
+    settings: Settings,
+    stop: asyncio.Event | None = None,
+    *,
+    install_signals: bool = True,
+    guild_ready_timeout: float = 2.0,
+) -> None:
+    """Start the runtime and the bot; run until `stop` is set (or SIGINT/SIGTERM arrives), or
+    until the connection fails for good; then stop both cleanly."""
+    stop = stop or asyncio.Event()
+    if install_signals:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, stop.set)
+    runtime = await Runtime.start(settings)
+    try:
+        frontend = DiscordFrontEnd(runtime, guild_ready_timeout=guild_ready_timeout)
+        await frontend.start()
+        stopped = asyncio.create_task(stop.wait())
+        closed = asyncio.create_task(frontend.wait_closed())
+        await asyncio.wait({stopped, closed}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        closed.cancel()
+        await frontend.stop()
+    finally:
+        await runtime.stop()
+
+
+def main() -> int:
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    if not settings.discord_token.strip():
+        print("discord: DISCORD_TOKEN is not set (see bot/discord/README.md)", file=sys.stderr)
+        return 1
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        asyncio.run(serve(settings))
+    except DiscordStartError as exc:
+        print(f"discord: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

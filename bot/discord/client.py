@@ -1,0 +1,250 @@
+"""The Discord client (commands synced once at start) and its front end for `animebot serve`.
+
+`DiscordFrontEnd(runtime)` is what a process runs: `await start()` logs in, registers the
+commands and connects in a background task, returning once Discord reports ready (or raising
+`DiscordStartError` with one clear line); `await stop()` stops taking interactions, lets the
+ones in flight finish (bounded by ANIMEBOT_SHUTDOWN_GRACE_S) and closes the connection.
+Reconnects, session resumes and rate limits are discord.py's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import aiohttp
+import discord
+from discord import app_commands
+
+from bot.discord.commands import add_commands, style_titles
+from bot.discord.context_menu import add_context_menu
+from bot.discord.conversion import Converter
+from bot.discord.respond import send_error
+from bot.discord.translator import CatalogueTranslator, language
+from i18n import error_message, t
+from service.convert import new_request_id
+from service.errors import InternalError
+from service.runtime import Runtime
+
+log = logging.getLogger("animebot.discord")
+
+
+class DiscordStartError(RuntimeError):
+    """The bot could not start; the message is one line for the operator (never the token)."""
+
+
+class AnimeTree(app_commands.CommandTree["AnimeClient"]):
+    """Tracks the interactions in flight, refuses new ones while stopping, and answers any
+    unexpected failure with a translated message and a reference the log also carries."""
+
+    def __init__(self, client: AnimeClient) -> None:
+        super().__init__(client)
+        self.inflight: dict[asyncio.Task[Any], discord.Interaction[AnimeClient]] = {}
+        self.closing = False
+
+    async def interaction_check(self, interaction: discord.Interaction[AnimeClient], /) -> bool:
+        if self.closing:
+            with contextlib.suppress(discord.HTTPException):
+                await send_error(interaction, t("dc.shutting_down", language(interaction)))
+            return False
+        task = asyncio.current_task()  # discord.py runs each interaction in its own task
+        if task is not None:
+            self.inflight[task] = interaction
+            task.add_done_callback(lambda done: self.inflight.pop(done, None))
+        return True
+
+    async def on_error(
+        self, interaction: discord.Interaction[AnimeClient], error: app_commands.AppCommandError, /
+    ) -> None:
+        original = getattr(error, "original", error)
+        ref = new_request_id()
+        name = interaction.command.name if interaction.command else "?"
+        log.error("discord command %s failed, reference %s", name, ref, exc_info=original)
+        try:
+            await send_error(interaction, error_message(InternalError(ref), language(interaction)))
+        except discord.HTTPException as exc:
+            log.warning("could not report reference %s to the user (HTTP %s)", ref, exc.status)
+
+
+class AnimeClient(discord.Client):
+    """A Cog-free `discord.Client` with one `CommandTree`: /anime, /stats and "Anime-fy"."""
+
+    def __init__(self, runtime: Runtime, *, guild_ready_timeout: float = 2.0) -> None:
+        super().__init__(
+            intents=discord.Intents(guilds=True),
+            guild_ready_timeout=guild_ready_timeout,
+            allowed_mentions=discord.AllowedMentions.none(),
+            chunk_guilds_at_startup=False,
+        )
+        self.runtime = runtime
+        self.tree = AnimeTree(self)
+        self.synced: list[app_commands.AppCommand] = []
+        converter = Converter(runtime)
+        titles = style_titles(runtime)
+        add_commands(self.tree, runtime, converter)
+        add_context_menu(self.tree, converter, titles)
+
+    @property
+    def sync_guild(self) -> discord.Object | None:
+        raw = self.runtime.settings.discord_guild_id.strip()
+        return discord.Object(int(raw)) if raw else None
+
+    async def setup_hook(self) -> None:
+        """Runs once after login: localize, then sync the commands (global, or to the test
+        guild named by DISCORD_GUILD_ID, where changes show at once)."""
+        await self.tree.set_translator(CatalogueTranslator())
+        guild = self.sync_guild
+        if guild is not None:
+            self.tree.copy_global_to(guild=guild)
+        self.synced = await self.tree.sync(guild=guild)
+        where = "globally" if guild is None else f"to guild {guild.id}"
+        log.info("synced %d commands %s", len(self.synced), where)
+
+    async def on_ready(self) -> None:
+        log.info("Discord ready as %s in %d guild(s)", self.user, len(self.guilds))
+
+
+def _start_error(exc: BaseException) -> DiscordStartError:
+    """One line that says what to fix."""
+    if isinstance(exc, discord.LoginFailure):
+        return DiscordStartError(
+            "Discord rejected DISCORD_TOKEN: copy the bot token again from the Developer Portal "
+            "(Bot > Reset Token)"
+        )
+    if isinstance(exc, discord.PrivilegedIntentsRequired):
+        return DiscordStartError("Discord refused the gateway intents the bot asked for")
+    if isinstance(exc, discord.ConnectionClosed) and exc.code == 4004:
+        return DiscordStartError("Discord rejected DISCORD_TOKEN on the gateway (close code 4004)")
+    if isinstance(exc, discord.Forbidden):
+        return DiscordStartError(
+            "Discord refused to register the commands (403): invite the bot with the "
+            "applications.commands scope, and check DISCORD_GUILD_ID"
+        )
+    if isinstance(exc, discord.HTTPException):
+        return DiscordStartError(f"Discord answered HTTP {exc.status} while starting the bot")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return DiscordStartError(f"cannot reach Discord ({type(exc).__name__})")
+    if isinstance(exc, discord.DiscordException):
+        return DiscordStartError(f"the Discord connection failed ({type(exc).__name__})")
+    return DiscordStartError(f"the Discord bot failed to start ({type(exc).__name__})")
+
+
+class DiscordFrontEnd:
+    """The Discord bot of a process, sharing the process's Runtime (engine, database, service)."""
+
+    def __init__(
+        self,
+        runtime: Runtime,
+        *,
+        guild_ready_timeout: float = 2.0,
+        ready_timeout: float = 60.0,
+    ) -> None:
+        self.runtime = runtime
+        self.guild_ready_timeout = guild_ready_timeout
+        self.ready_timeout = ready_timeout
+        self.client: AnimeClient | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.stopping = asyncio.Event()
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def start(self) -> None:
+        """Log in, sync the commands, connect in the background; return once ready."""
+        token = self.runtime.settings.discord_token.strip()
+        if not token:
+            raise DiscordStartError("DISCORD_TOKEN is not set")
+        if self.client is not None:
+            raise RuntimeError("DiscordFrontEnd.start() called twice")
+        self.stopping.clear()
+        client = AnimeClient(self.runtime, guild_ready_timeout=self.guild_ready_timeout)
+        self.client = client
+        try:
+            await client.login(token)  # also runs setup_hook: the one command sync
+            self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-bot")
+            await self._wait_ready(client, self._task)
+        except DiscordStartError:
+            await self._abort()
+            raise
+        except Exception as exc:
+            await self._abort()
+            log.debug("Discord start failed", exc_info=exc)
+            raise _start_error(exc) from None
+        except BaseException:
+            await self._abort()
+            raise
+
+    async def _wait_ready(self, client: AnimeClient, connection: asyncio.Task[None]) -> None:
+        ready = asyncio.create_task(client.wait_until_ready(), name="discord-ready")
+        try:
+            await asyncio.wait(
+                {connection, ready}, timeout=self.ready_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            ready.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ready
+        if client.is_ready():
+            return
+        if connection.done():
+            connection.result()  # raises why the connection ended
+            raise DiscordStartError("the Discord connection closed before it was ready")
+        raise DiscordStartError(f"Discord did not report ready within {self.ready_timeout:.0f} s")
+
+    async def _abort(self) -> None:
+        client, task = self.client, self._task
+        self.client = self._task = None
+        if client is not None:
+            await client.close()
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+
+    async def stop(self) -> None:
+        """Stop taking interactions, let those in flight get their answer (bounded by
+        settings.shutdown_grace_s), then close the connection."""
+        client = self.client
+        if client is None:
+            return
+        tree = client.tree
+        tree.closing = True
+        self.stopping.set()
+        pending = [task for task in tree.inflight if not task.done()]
+        if pending:
+            grace = self.runtime.settings.shutdown_grace_s
+            log.info("stopping: waiting up to %.0f s for %d interaction(s)", grace, len(pending))
+            _, late = await asyncio.wait(pending, timeout=grace)
+            if late:
+                log.warning("stopping: %d interaction(s) cut short", len(late))
+                await asyncio.gather(*(self._cut_short(tree, task) for task in late))
+        await client.close()
+        connection, self._task, self.client = self._task, None, None
+        if connection is not None:
+            try:
+                await asyncio.wait_for(connection, timeout=10)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
+            except Exception:
+                log.exception("the Discord connection ended with an error")
+        log.info("Discord bot stopped")
+
+    @staticmethod
+    async def _cut_short(tree: AnimeTree, task: asyncio.Task[Any]) -> None:
+        """Cancel an interaction that outlived the grace period and tell its user why."""
+        interaction = tree.inflight.get(task)
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        if interaction is not None:
+            with contextlib.suppress(discord.HTTPException):
+                await send_error(interaction, t("dc.shutting_down", language(interaction)))
+
+    async def wait_closed(self) -> None:
+        """Return when the connection ends (after stop(), or if it fails for good)."""
+        task = self._task
+        if task is not None:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)

@@ -1,0 +1,121 @@
+"""Slash commands: /anime (convert an attached photo) and /stats (admins: usage statistics)."""
+
+from __future__ import annotations
+
+import logging
+
+import discord
+from discord import app_commands
+
+from bot.discord.conversion import PLATFORM, ConversionFailed, Converter
+from bot.discord.render import fit_file, result_embed, stats_embed, style_label
+from bot.discord.respond import defer_public, send, send_error
+from bot.discord.translator import language, style_choice_name, text
+from i18n import t
+from service.runtime import Runtime
+
+log = logging.getLogger("animebot.discord")
+
+MAX_CHOICES = 25  # Discord's limit of choices on one option
+STATS_DAYS = 30
+
+
+def style_titles(runtime: Runtime) -> dict[str, str]:
+    """Installed scene styles, name -> title, in the registry's order."""
+    return {spec.name: spec.title for spec in runtime.engine.registry.scene_styles()}
+
+
+def style_choices(titles: dict[str, str]) -> list[app_commands.Choice[str]]:
+    if len(titles) > MAX_CHOICES:
+        log.warning("%d styles installed: /anime offers the first %d", len(titles), MAX_CHOICES)
+    return [
+        app_commands.Choice(name=style_choice_name(name, title), value=name)
+        for name, title in list(titles.items())[:MAX_CHOICES]
+    ]
+
+
+def may_see_stats(interaction: discord.Interaction[discord.Client], runtime: Runtime) -> bool:
+    """Bot admins (DISCORD_ADMINS) anywhere; members with Manage Server in their guild."""
+    if runtime.service.is_admin(PLATFORM, interaction.user.id):
+        return True
+    if interaction.guild_id is None:
+        return False
+    permissions = interaction.permissions
+    return permissions.manage_guild or permissions.administrator
+
+
+async def run_anime(
+    converter: Converter,
+    titles: dict[str, str],
+    interaction: discord.Interaction[discord.Client],
+    image: discord.Attachment,
+    style: str | None,
+    faces: bool | None,
+    side_by_side: bool,
+) -> None:
+    lang = language(interaction)
+    if converter.too_large(image):  # refused before downloading anything
+        await send_error(interaction, await converter.refuse_too_large(interaction, lang))
+        return
+    await defer_public(interaction)
+    try:
+        done = await converter.convert(
+            interaction, image, lang=lang, style=style, faces=faces, side_by_side=side_by_side
+        )
+    except ConversionFailed as failed:
+        await send_error(interaction, failed.message)
+        return
+    label = style_label(done.reply.style, lang, titles)
+    embed = result_embed(done.reply, done.file, lang, label)
+    try:
+        await send(interaction, embed=embed, files=[done.file.to_discord()])
+    except discord.HTTPException as exc:
+        await converter.delivery_failed(interaction, exc, done.reply.request_id)
+        await send_error(interaction, t("dc.error.upload", lang))
+
+
+async def run_stats(
+    runtime: Runtime, titles: dict[str, str], interaction: discord.Interaction[discord.Client]
+) -> None:
+    lang = language(interaction)
+    if not may_see_stats(interaction, runtime):
+        await send_error(interaction, t("dc.stats.denied", lang))
+        return
+    await interaction.response.defer(thinking=True, ephemeral=True)
+    summary = await runtime.service.stats(STATS_DAYS)
+    chart = await runtime.service.stats_chart(STATS_DAYS)
+    out = await fit_file(chart, interaction.filesize_limit, stem="stats", ext="png")
+    embed = stats_embed(summary, lang, titles, None if out is None else out.filename)
+    await send(
+        interaction, embed=embed, files=[] if out is None else [out.to_discord()], ephemeral=True
+    )
+
+
+def add_commands(
+    tree: app_commands.CommandTree[discord.Client], runtime: Runtime, converter: Converter
+) -> None:
+    """Register /anime (style choices = the installed scene styles, read now) and /stats."""
+    titles = style_titles(runtime)
+    choices = style_choices(titles)
+
+    @tree.command(name="anime", description=text("dc.cmd.anime.description"))
+    @app_commands.describe(
+        image=text("dc.cmd.anime.image"),
+        style=text("dc.cmd.anime.style"),
+        faces=text("dc.cmd.anime.faces"),
+        side_by_side=text("dc.cmd.anime.side_by_side"),
+    )
+    @app_commands.choices(style=choices)
+    async def anime(
+        interaction: discord.Interaction[discord.Client],
+        image: discord.Attachment,
+        style: app_commands.Choice[str] | None = None,
+        faces: bool | None = None,
+        side_by_side: bool = False,
+    ) -> None:
+        chosen = None if style is None else style.value
+        await run_anime(converter, titles, interaction, image, chosen, faces, side_by_side)
+
+    @tree.command(name="stats", description=text("dc.cmd.stats.description"))
+    async def stats(interaction: discord.Interaction[discord.Client]) -> None:
+        await run_stats(runtime, titles, interaction)
