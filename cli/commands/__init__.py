@@ -1,0 +1,17 @@
+"""One module per subcommand group; each exposes `register(subparsers)` and sets `handler`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from cli.commands import convert, models, styles
+
+if TYPE_CHECKING:
+    from cli.common import Subparsers
+
+
+class Command(Protocol):
+    def register(self, subparsers: Subparsers) -> None: ...
+
+
+COMMANDS: tuple[Command, ...] = (convert, styles, models)
