@@ -42,7 +42,10 @@ class EngineConfig:
     threads_per_job: int = 1
     max_side: int = 4096  # larger inputs are downscaled to this long side first
     min_infer_side: int = 256  # smaller inputs are upscaled for the network, then back
-    tile: int = 1536  # a 1280 px photo is one tile; bigger ones are tiled to bound memory
+    # Activations cost ~290 bytes per pixel: images up to `whole_max_pixels` (a 1280 px photo,
+    # 1600x1000) run in one pass; larger ones in `tile` px tiles (12 MP peaks at ~575 MB).
+    whole_max_pixels: int = 1_600_000
+    tile: int = 640
     max_pixels: int = 40_000_000
     max_bytes: int = 50 * 1024 * 1024
     min_side: int = 16
@@ -276,6 +279,8 @@ class Engine:
             size = (round(w * s), round(h * s))
             up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
             return _fit(session.run(up), max(h, w), size=(w, h))
+        if h * w <= self.config.whole_max_pixels:
+            return session.run(rgb)
         return stylize_tiled(session.run, rgb, tile=self.config.tile)
 
 

@@ -24,6 +24,9 @@ def make_session(path: str, threads: int) -> ort.InferenceSession:
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # No arena: it keeps the peak of the largest image ever seen reserved for the life of the
+    # process (measured: 1.0 GB vs 0.76 GB peak at 2.1 MP, and the memory stays taken).
+    options.enable_cpu_mem_arena = False
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
