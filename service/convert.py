@@ -345,6 +345,11 @@ class ConversionService:
         return self._style(None)
 
     @property
+    def closing(self) -> bool:
+        """True once `drain` began: new requests are refused (readiness probes report it)."""
+        return self._closing
+
+    @property
     def inflight(self) -> int:
         return len(self._inflight)
 

@@ -1,0 +1,250 @@
+"""`animebot serve`: the web page always, plus Telegram and Discord when their tokens are set,
+in one asyncio process around one engine, one service and one database.
+
+Configuration comes from `Settings.from_env()` (environment, then the TOML file named by
+ANIMEBOT_CONFIG); an invalid setting stops the start with one line per problem and exit code 2.
+On SIGTERM or SIGINT: new conversions are turned away (the web page answers 503), running ones
+finish within ANIMEBOT_SHUTDOWN_GRACE_S, the front ends stop, the database closes; exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import importlib
+import logging
+import signal
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, TextIO, TypeAlias
+
+from cli.common import registry_from
+
+if TYPE_CHECKING:
+    from cli.common import Subparsers
+    from core.registry import Registry
+    from service.runtime import Runtime
+    from service.settings import Settings
+    from web import WebFrontEnd
+
+log = logging.getLogger("animebot.serve")
+
+# (setting that turns it on, module, class): imported only when the token is set.
+BOT_FRONT_ENDS = (
+    ("telegram_token", "TELEGRAM_TOKEN", "bot.telegram.app", "TelegramFrontEnd"),
+    ("discord_token", "DISCORD_TOKEN", "bot.discord.client", "DiscordFrontEnd"),
+)
+
+
+class FrontEnd(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+FrontEndFactory: TypeAlias = Callable[["Runtime"], FrontEnd]
+
+
+class StartupError(Exception):
+    """A problem found before serving that the operator must fix (exit 2)."""
+
+
+def register(subparsers: Subparsers) -> None:
+    from service.settings import help_text
+
+    p = subparsers.add_parser(
+        "serve",
+        help="run the web page (and the Telegram / Discord bots when their tokens are set)",
+        description="Run animebot: the web page on --host:--port, plus the Telegram bot when "
+        "TELEGRAM_TOKEN is set and the Discord bot when DISCORD_TOKEN is set, all in one "
+        "process sharing one engine, queue and database. Stop with SIGTERM or Ctrl+C: "
+        "running conversions finish first (ANIMEBOT_SHUTDOWN_GRACE_S).",
+        epilog=help_text(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--host", help="address to bind (overrides ANIMEBOT_HOST; default 127.0.0.1)")
+    p.add_argument(
+        "--port", type=_port, help="port to listen on (overrides ANIMEBOT_PORT; default 8080)"
+    )
+    p.set_defaults(handler=run)
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {value}")
+    return value
+
+
+def load_settings(command: str, stream: TextIO | None = None) -> Settings | None:
+    """Settings from the environment, or None after printing each problem on its own line."""
+    from service.settings import Settings, SettingsError
+
+    stream = stream or sys.stderr
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        print(f"animebot {command}: invalid configuration", file=stream)
+        for problem in exc.problems:
+            print(f"  {problem}", file=stream)
+        return None
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # Third-party chatter (HTTP client connection pools, bot libraries) only when debugging.
+    if level.upper() != "DEBUG":
+        for noisy in ("httpx", "httpcore", "telegram", "discord", "PIL", "matplotlib"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings("serve")
+    if settings is None:
+        return 2
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    configure_logging(settings.log_level)
+    try:
+        bots = bot_classes(settings)
+    except StartupError as exc:
+        print(f"animebot serve: {exc}", file=sys.stderr)
+        return 2
+    dirs = getattr(args, "models_dir", None)
+    registry = registry_from(args) if dirs else None
+    return asyncio.run(serve(settings, bots, registry=registry))
+
+
+def bot_classes(settings: Settings) -> list[tuple[str, FrontEndFactory]]:
+    """The bot front ends whose tokens are set, imported now so a missing one fails at once."""
+    found: list[tuple[str, FrontEndFactory]] = []
+    for attr, env, module_name, class_name in BOT_FRONT_ENDS:
+        if not getattr(settings, attr):
+            continue
+        try:
+            module = importlib.import_module(module_name)
+            cls: FrontEndFactory = getattr(module, class_name)
+        except (ImportError, AttributeError) as exc:
+            raise StartupError(
+                f"{env} is set, but the front end {module_name}.{class_name} cannot be loaded "
+                f"({type(exc).__name__}: {exc}); unset {env} or install the complete animebot"
+            ) from None
+        found.append((module_name.split(".")[1], cls))
+    return found
+
+
+async def serve(
+    settings: Settings,
+    bots: list[tuple[str, FrontEndFactory]],
+    *,
+    registry: Registry | None = None,
+    stop: asyncio.Event | None = None,
+) -> int:
+    """Run until SIGTERM / SIGINT (or until `stop` is set, for embedding), then shut down
+    gracefully. Returns the exit code: 0 after a clean stop, 1 when something could not start."""
+    from service.runtime import Runtime
+    from web import WebFrontEnd
+
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+
+    def on_signal(signum: int) -> None:
+        name = signal.Signals(signum).name
+        if stop.is_set():
+            log.warning(
+                "%s again: still shutting down (at most %.0f s)", name, settings.shutdown_grace_s
+            )
+            return
+        log.info("%s: shutting down", name)
+        stop.set()
+
+    for signum in signals:
+        loop.add_signal_handler(signum, on_signal, signum)
+    try:
+        runtime = await Runtime.start(settings, registry=registry)
+        web = WebFrontEnd(runtime)
+        started: list[tuple[str, FrontEnd]] = []
+        code = 0
+        try:
+            code = await _start_front_ends(runtime, web, bots, started)
+            if code == 0:
+                log.info(
+                    "animebot is serving: open %s (front ends: %s)",
+                    web.url,
+                    ", ".join(name for name, _ in started),
+                )
+                for line in settings.describe():
+                    log.debug("setting %s", line)
+                await stop.wait()
+        finally:
+            await shutdown(runtime, web, started)
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+    return code
+
+
+async def _start_front_ends(
+    runtime: Runtime,
+    web: WebFrontEnd,
+    bots: list[tuple[str, FrontEndFactory]],
+    started: list[tuple[str, FrontEnd]],
+) -> int:
+    settings = runtime.settings
+    try:
+        await web.start()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        print(
+            f"animebot serve: cannot listen on {settings.host}:{settings.port}: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    started.append(("web", web))
+    for name, factory in bots:
+        try:
+            front = factory(runtime)
+            await front.start()
+        except Exception as exc:
+            log.debug("the %s front end failed to start", name, exc_info=True)
+            print(f"animebot serve: cannot start the {name} bot: {exc}", file=sys.stderr)
+            return 1
+        started.append((name, front))
+    return 0
+
+
+async def shutdown(runtime: Runtime, web: WebFrontEnd, started: list[tuple[str, FrontEnd]]) -> None:
+    """Turn new work away, let running conversions finish (bounded), stop the front ends,
+    then close the engine and the database."""
+    web.begin_drain()
+    grace = runtime.settings.shutdown_grace_s
+    running = runtime.service.inflight
+    if running:
+        log.info("waiting up to %.0f s for %d running conversion(s)", grace, running)
+    finished = await runtime.service.drain(grace)
+    if not finished:
+        log.warning("shutdown: conversions still running after %.0f s; stopping anyway", grace)
+    for name, front in reversed(started):
+        try:
+            await front.stop()
+        except Exception:
+            log.exception("stopping the %s front end failed", name)
+    try:
+        await runtime.stop()
+    except Exception:
+        log.exception("closing the engine or the database failed")
+        raise
+    log.info("animebot stopped")

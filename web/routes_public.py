@@ -1,0 +1,305 @@
+"""The photo page and the JSON API it uses.
+
+`POST /api/convert` (multipart: image, style, faces, side_by_side, format, lang) converts
+through the same `ConversionService` as the bots: platform "web", the person identified by a
+random anonymous cookie, so web conversions are cached, counted and rate limited too. It answers
+the image bytes, or a JSON error `{code, message}` with 400 / 413 / 429 (+ Retry-After) / 500
+(+ reference) / 503 while shutting down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import logging
+import re
+import secrets
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from multidict import MultiDictProxy
+
+import i18n
+from core.errors import AnimeBotError, EmptyInput, ImageTooLarge, InputError, UnknownStyle
+from service.convert import ConversionReply, ConversionRequest
+from service.errors import InternalError, Refusal
+from web.app import STATE, WebState, json_error, new_reference
+from web.lang import remember_language, request_language
+from web.templates import render, script_json
+
+log = logging.getLogger("animebot.web")
+
+UID_COOKIE = "animebot_uid"
+_UID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+FORMATS = ("jpeg", "png", "webp")
+DRAINING_RETRY_S = 10
+_TRUE = {"1", "true", "on", "yes"}
+_FALSE = {"0", "false", "off", "no"}
+
+FAVICON = (
+    "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 32 32'%3E"
+    "%3Cg fill='%23e8799a'%3E%3Ccircle cx='16' cy='8' r='6'/%3E%3Ccircle cx='24' cy='14' r='6'/%3E"
+    "%3Ccircle cx='21' cy='24' r='6'/%3E%3Ccircle cx='11' cy='24' r='6'/%3E"
+    "%3Ccircle cx='8' cy='14' r='6'/%3E%3C/g%3E"
+    "%3Ccircle cx='16' cy='17' r='3.5' fill='%23fff4e0'/%3E"
+    "%3C/svg%3E"
+)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", index, name="index")
+    app.router.add_post("/api/convert", convert, name="convert")
+    app.router.add_get("/api/styles", styles, name="styles")
+
+
+# -- helpers shared with the admin pages --------------------------------------------------------
+
+
+def language_options_html(lang: str) -> str:
+    return "".join(
+        f'<option value="{code}"{" selected" if code == lang else ""}>'
+        f"{html.escape(i18n.LANGUAGE_NAMES[code])}</option>"
+        for code in i18n.LANGUAGES
+    )
+
+
+def page(state: WebState, lang: str, *, title: str, content_html: str, script: str) -> str:
+    assets = state.assets
+    return render(
+        assets.templates["layout.html"],
+        lang,
+        {
+            "lang": lang,
+            "title": title,
+            "favicon": FAVICON,
+            "css_url": assets.static_url("style.css"),
+            "js_url": assets.static_url(script),
+            "language_options_html": language_options_html(lang),
+            "content_html": content_html,
+        },
+    )
+
+
+def html_response(body: str, *, status: int = 200) -> web.Response:
+    response = web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def style_label(state: WebState, name: str, lang: str) -> str:
+    key = f"style.{name}"
+    if key in i18n.catalogue(i18n.DEFAULT_LANGUAGE):
+        return i18n.t(key, lang)
+    try:
+        return state.runtime.engine.registry.get(name).title
+    except AnimeBotError:
+        return name
+
+
+def default_style(state: WebState) -> str:
+    names = state.runtime.service.styles()
+    wanted = state.runtime.settings.default_style
+    return wanted if wanted in names else state.runtime.engine.registry.default_style()
+
+
+# -- the page -----------------------------------------------------------------------------------
+
+
+async def index(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    lang = request_language(request)
+    settings = state.runtime.settings
+    default = default_style(state)
+    options = "".join(
+        f'<option value="{html.escape(name)}"{" selected" if name == default else ""}>'
+        f"{html.escape(style_label(state, name, lang))}</option>"
+        for name in state.runtime.service.styles()
+    )
+    limit_mb = max(1, round(state.upload_limit / 1024 / 1024))
+    days = max(1, round(settings.result_ttl_days))
+    english = i18n.catalogue(i18n.DEFAULT_LANGUAGE)
+    strings = {
+        key: i18n.t(key, lang)
+        for key in english
+        if key.startswith(("web.", "note.")) or key in ("error.internal", "error.too_large_bytes")
+    }
+    config = {"lang": lang, "maxBytes": state.upload_limit, "limitMb": limit_mb}
+    content = render(
+        state.assets.templates["index.html"],
+        lang,
+        {
+            "lang": lang,
+            "style_options_html": options,
+            "web.drop_limit": i18n.t("web.drop_limit", lang, limit_mb=limit_mb),
+            "web.privacy": i18n.t("web.privacy", lang, days=days),
+            "strings_json": script_json(strings),
+            "config_json": script_json(config),
+        },
+    )
+    body = page(state, lang, title=i18n.t("web.title", lang), content_html=content, script="app.js")
+    response = html_response(body)
+    response.headers["Cache-Control"] = "no-cache"
+    remember_language(request, response)
+    _, new_uid = visitor_id(request)
+    if new_uid:
+        _set_uid(response, new_uid)
+    return response
+
+
+def visitor_id(request: web.Request) -> tuple[str, str | None]:
+    """(the id conversions are counted under, a new cookie id to set or None).
+
+    A browser has the cookie from the page. A client that sends none is counted by its
+    address, so dropping cookies does not escape the per-person limits."""
+    current = request.cookies.get(UID_COOKIE, "")
+    if _UID.match(current):
+        return f"c:{current}", None
+    return f"ip:{request.remote or 'unknown'}", secrets.token_urlsafe(18)
+
+
+def _set_uid(response: web.StreamResponse, uid: str) -> None:
+    response.set_cookie(
+        UID_COOKIE, uid, max_age=365 * 86400, path="/", httponly=True, samesite="Lax"
+    )
+
+
+# -- the API ------------------------------------------------------------------------------------
+
+
+async def styles(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    lang = request_language(request)
+    default = default_style(state)
+    return web.json_response(
+        {
+            "default": default,
+            "styles": [
+                {
+                    "name": name,
+                    "label": style_label(state, name, lang),
+                    "default": name == default,
+                }
+                for name in state.runtime.service.styles()
+            ],
+        }
+    )
+
+
+def _flag(form: MultiDictProxy[Any], name: str) -> bool | None:
+    """A checkbox: the last value wins (the page sends a hidden "0" before the checkbox)."""
+    values = [v for v in form.getall(name, []) if isinstance(v, str)]
+    if not values:
+        return None
+    value = values[-1].strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    return None
+
+
+def _text(form: MultiDictProxy[Any], name: str) -> str | None:
+    value = form.get(name)
+    return value.strip() or None if isinstance(value, str) else None
+
+
+async def convert(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    lang = request_language(request)
+    if state.draining:
+        return json_error(
+            503,
+            "unavailable",
+            i18n.t("web.error_draining", lang),
+            retry_after_s=DRAINING_RETRY_S,
+        )
+    user_id, new_uid = visitor_id(request)
+    too_large = ImageTooLarge("upload too large", limit=state.upload_limit)
+    if request.content_length is not None and request.content_length > state.body_limit:
+        return await _early_error(state, lang, user_id, too_large)
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        return await _early_error(state, lang, user_id, too_large)
+    except (ValueError, UnicodeDecodeError, AssertionError):
+        return await _early_error(state, lang, user_id, InputError("malformed form"))
+    lang = request_language(request, _text(form, "lang"))
+    image = form.get("image")
+    data: bytes = b""
+    if isinstance(image, web.FileField):
+        try:
+            data = await asyncio.to_thread(image.file.read)
+        finally:
+            await asyncio.to_thread(image.file.close)
+    elif isinstance(image, bytes | bytearray):
+        data = bytes(image)
+    if not data:
+        return await _early_error(state, lang, user_id, EmptyInput("no image in the form"))
+    fmt = (_text(form, "format") or "jpeg").lower()
+    conversion = ConversionRequest(
+        platform="web",
+        user_id=user_id,
+        image=data,
+        style=_text(form, "style"),
+        faces=_flag(form, "faces"),
+        side_by_side=bool(_flag(form, "side_by_side")),
+        fmt=fmt if fmt in FORMATS else "jpeg",
+        max_side=state.max_side,
+        keep_input=False,  # the page never re-uses an upload: do not keep people's photos
+    )
+    try:
+        reply = await state.runtime.service.convert(conversion)
+    except AnimeBotError as exc:
+        response = _error(state, lang, exc)
+    except Exception:  # the service wraps its failures; this is a bug between us and it
+        ref = new_reference()
+        log.exception("web conversion failed (reference %s)", ref)
+        response = _error(state, lang, InternalError(ref))
+    else:
+        response = _image_response(reply)
+    if new_uid:
+        _set_uid(response, new_uid)
+    return response
+
+
+def _image_response(reply: ConversionReply) -> web.Response:
+    response = web.Response(body=reply.data, content_type=reply.mime)
+    headers = response.headers
+    safe_name = re.sub(r"[^A-Za-z0-9_.-]", "_", reply.style)
+    headers["Content-Disposition"] = f'inline; filename="anime_{safe_name}.{reply.ext}"'
+    headers["Cache-Control"] = "no-store"
+    headers["X-Animebot-Style"] = quote(reply.style, safe="")  # header values are ASCII
+    headers["X-Animebot-Cache"] = "hit" if reply.cache_hit else "miss"
+    headers["X-Animebot-Time-Ms"] = str(round(reply.total_ms))
+    headers["X-Animebot-Compute-Ms"] = str(round(reply.compute_ms))
+    headers["X-Animebot-Queue-Ms"] = str(round(reply.queue_wait_ms))
+    headers["X-Animebot-Faces"] = str(reply.faces_found)
+    headers["X-Animebot-Size"] = f"{reply.width}x{reply.height}"
+    if reply.notes:
+        headers["X-Animebot-Notes"] = ",".join(reply.notes)
+    headers["X-Animebot-Request-Id"] = reply.request_id
+    return response
+
+
+async def _early_error(
+    state: WebState, lang: str, user_id: str, exc: AnimeBotError
+) -> web.Response:
+    """A request refused before it reached the service: still one usage row, like the rest."""
+    await state.runtime.service.record_failure("web", user_id, exc.code)
+    return _error(state, lang, exc)
+
+
+def _error(state: WebState, lang: str, exc: AnimeBotError) -> web.Response:
+    message = i18n.error_message(exc, lang)
+    if isinstance(exc, ImageTooLarge):
+        return json_error(413, exc.code, message)
+    if isinstance(exc, InputError | UnknownStyle):
+        return json_error(400, exc.code, message)
+    if isinstance(exc, Refusal):
+        return json_error(429, exc.code, message, retry_after_s=exc.retry_after_whole_s)
+    ref = exc.request_id if isinstance(exc, InternalError) else new_reference()
+    if not isinstance(exc, InternalError):
+        log.error("web conversion failed with %s (reference %s)", exc.code, ref)
+        message = i18n.error_message(InternalError(ref), lang)
+    return json_error(500, "internal", message, request_id=ref)
