@@ -98,7 +98,9 @@ class Engine:
         self._pool = ThreadPoolExecutor(self.config.workers, thread_name_prefix="animebot-engine")
         # Decoding and hashing get their own threads: a newcomer's photo must be decoded (and so
         # take its place in the service's fair queue) while conversions occupy every worker.
-        self._decoders = ThreadPoolExecutor(self.config.workers, thread_name_prefix="animebot-decode")
+        self._decoders = ThreadPoolExecutor(
+            self.config.workers, thread_name_prefix="animebot-decode"
+        )
         self._slots: asyncio.Semaphore | None = None
         self._sessions: dict[str, StyleSession] = {}
         self._detector: FaceDetector | None = None
