@@ -59,6 +59,7 @@ class Options:
     widths: tuple[int, int, int]
     blocks: int
     expansion: int
+    init: Path | None = None
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -193,6 +194,12 @@ def train(opts: Options) -> dict[str, object]:
     criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram)
     step, elapsed, best = 0, 0.0, -1.0
     last = opts.out / "last.pt"
+    if opts.init is not None and not last.exists():
+        start = torch.load(opts.init, weights_only=False)
+        if StudentConfig.from_dict(start["config"]) != config:
+            raise SystemExit(f"--init {opts.init} has another architecture: {start['config']}")
+        model.load_state_dict(start["model"])
+        say(f"initialised from {opts.init} (step {start['step']} of {start['style']})")
     if last.exists():
         state = torch.load(last, weights_only=False)
         model.load_state_dict(state["model"])
@@ -282,6 +289,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--widths", type=int, nargs=3, default=list(StudentConfig().widths))
     ap.add_argument("--blocks", type=int, default=StudentConfig().blocks)
     ap.add_argument("--expansion", type=int, default=StudentConfig().expansion)
+    ap.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tune)")
     a = ap.parse_args(argv)
     return Options(
         style=a.style,
@@ -304,6 +312,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         widths=tuple(a.widths),
         blocks=a.blocks,
         expansion=a.expansion,
+        init=a.init,
     )
 
 
