@@ -51,6 +51,7 @@ class Options:
     w_grad: float
     w_colour: float
     w_gram: float
+    w_ssim: float
     val_every: int
     val_fraction: float
     val_max_side: int
@@ -191,7 +192,7 @@ def train(opts: Options) -> dict[str, object]:
     config = StudentConfig(opts.widths, opts.blocks, opts.expansion)
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram)
+    criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
     step, elapsed, best = 0, 0.0, -1.0
     last = opts.out / "last.pt"
     if opts.init is not None and not last.exists():
@@ -281,6 +282,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--w-grad", type=float, default=0.5)
     ap.add_argument("--w-colour", type=float, default=0.5)
     ap.add_argument("--w-gram", type=float, default=0.0)
+    ap.add_argument("--w-ssim", type=float, default=0.0)
     ap.add_argument("--val-every", type=int, default=250)
     ap.add_argument("--val-fraction", type=float, default=0.15)
     ap.add_argument("--val-max-side", type=int, default=1280)
@@ -304,6 +306,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         w_grad=a.w_grad,
         w_colour=a.w_colour,
         w_gram=a.w_gram,
+        w_ssim=a.w_ssim,
         val_every=a.val_every,
         val_fraction=a.val_fraction,
         val_max_side=a.val_max_side,
