@@ -31,17 +31,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python bench/engine.py` from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, bench/ comes first on sys.path, where bench/models.py and bench/service.py
+# would shadow the project's packages: look in the project root instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+import cv2
+import numpy as np
 
-from core.engine import Engine, EngineConfig  # noqa: E402
-from core.imageio import decode, encode  # noqa: E402
-from core.registry import Registry  # noqa: E402
-from models.pairs import shared_dir  # noqa: E402
+from core.engine import Engine, EngineConfig
+from core.imageio import decode, encode
+from core.registry import Registry
+from models.pairs import shared_dir
 
 PHOTOS = shared_dir() / "data" / "photos"
 SCENE = "street_railroad_crossing.jpg"

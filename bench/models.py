@@ -21,14 +21,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python bench/models.py` from anywhere
-    sys.path.insert(0, str(ROOT))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, bench/ comes first on sys.path, where bench/models.py and bench/service.py
+# would shadow the project's packages: look in the project root instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from core.registry import Registry  # noqa: E402
-from core.session import make_session  # noqa: E402
+from core.registry import Registry
+from core.session import make_session
 
 SIZES = (512, 1024)
 THREADS = (1, 2)

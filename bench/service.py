@@ -18,7 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+# Run as a script, bench/ comes first on sys.path, where bench/models.py and bench/service.py
+# would shadow the project's packages: look in the project root instead.
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
 from core.imageio import encode
 from models.pairs import shared_dir

@@ -1,0 +1,197 @@
+"""The Telegram front end: one PTB `Application` built around the process's `Runtime`.
+
+    front = TelegramFrontEnd(runtime)  # settings.telegram_token must be set
+    await front.start()  # commands registered, polling (or webhook) running
+    ...
+    await front.stop()  # no new updates; running conversions answered; shut down
+
+The runtime is not the front end's: whoever started it (`animebot serve`, `python -m
+bot.telegram`) stops it after `front.stop()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dtm
+import hashlib
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from telegram import BotCommand, Update
+from telegram.error import InvalidToken, TelegramError
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from bot.telegram.delivery import Delivery
+from bot.telegram.deps import KEY, Context, Deps, FrontEndOptions
+from bot.telegram.handlers import register
+from bot.telegram.redact import protect_token
+from bot.telegram.texts import MENU_COMMANDS
+from bot.telegram.webhook import WebhookServer
+from i18n import LANGUAGES, t
+from service.runtime import Runtime
+
+log = logging.getLogger("animebot.telegram")
+
+App = Application[Any, Any, Any, Any, Any, Any]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
+
+def api_urls(api_url: str) -> tuple[str, str]:
+    """TELEGRAM_API_URL ("http://host:8081" or ".../bot") -> PTB's base_url, base_file_url."""
+    base = api_url.rstrip("/")
+    if not base.endswith("/bot"):
+        base += "/bot"
+    return base, base[: -len("/bot")] + "/file/bot"
+
+
+def webhook_secret(token: str) -> str:
+    """The secret Telegram sends with each webhook call: derived from the token (so it
+    survives restarts), never the token itself."""
+    return hashlib.sha256(f"animebot-webhook\0{token}".encode()).hexdigest()
+
+
+def build_application(runtime: Runtime, options: FrontEndOptions | None = None) -> App:
+    options = options or FrontEndOptions()
+    settings = runtime.settings
+    builder = (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        .rate_limiter(AIORateLimiter(max_retries=options.rate_limit_retries))
+        # Conversions are bounded by the service's fair queue (which answers "busy" when full),
+        # so PTB must not be the narrower gate: one slow photo never blocks other chats.
+        .concurrent_updates(max(256, settings.queue_max + settings.workers))
+        .pool_timeout(10.0)
+    )
+    if settings.telegram_api_url:
+        base_url, base_file_url = api_urls(settings.telegram_api_url)
+        builder = builder.base_url(base_url).base_file_url(base_file_url)
+    if settings.telegram_webhook_url:
+        builder = builder.updater(None)
+    app = builder.build()
+    app.bot_data[KEY] = Deps(runtime, options, Delivery(runtime.service, options.retry))
+    register(app)
+    app.add_error_handler(_on_error)
+    return app
+
+
+async def _on_error(update: object, context: Context) -> None:
+    """Handlers answer their own failures; whatever still escapes is logged, not shown."""
+    update_id = update.update_id if isinstance(update, Update) else None
+    log.error("update %s: unhandled error", update_id, exc_info=context.error)
+
+
+async def set_commands(app: App) -> None:
+    """The command menu, in each catalogue language and as the default (English)."""
+    for lang in (None, *LANGUAGES):
+        commands = [BotCommand(name, t(f"tg.cmd.{name}", lang)) for name in MENU_COMMANDS]
+        try:
+            await app.bot.set_my_commands(commands, language_code=lang)
+        except TelegramError as exc:  # a menu is not worth refusing to start
+            log.warning("could not set the %s command menu: %s", lang or "default", exc)
+
+
+class TelegramFrontEnd:
+    def __init__(self, runtime: Runtime, options: FrontEndOptions | None = None) -> None:
+        token = runtime.settings.telegram_token
+        if not token:
+            raise ValueError("TELEGRAM_TOKEN is not set")
+        protect_token(token)  # before PTB or httpx can log a URL
+        self.runtime = runtime
+        self.options = options or FrontEndOptions()
+        self.application = build_application(runtime, self.options)
+        self._webhook: WebhookServer | None = None
+        self._initialized = False
+        self._started = False
+
+    @property
+    def deps(self) -> Deps:
+        found = self.application.bot_data[KEY]
+        assert isinstance(found, Deps)
+        return found
+
+    @property
+    def webhook_secret(self) -> str:
+        return webhook_secret(self.runtime.settings.telegram_token)
+
+    @property
+    def running(self) -> bool:
+        return self._started
+
+    async def start(self) -> None:
+        """Connect (getMe), register the commands, start receiving updates; returns once
+        the bot is running."""
+        app, settings = self.application, self.runtime.settings
+        try:
+            await app.initialize()  # getMe: checks the token
+        except InvalidToken:
+            # PTB's message quotes the token, and callers print start-up errors as they are.
+            raise InvalidToken("Telegram rejected TELEGRAM_TOKEN (mistyped or revoked?)") from None
+        self._initialized = True
+        try:
+            await set_commands(app)
+            if settings.telegram_webhook_url:
+                path = urlsplit(settings.telegram_webhook_url).path or "/"
+                self._webhook = WebhookServer(
+                    app,
+                    host=settings.host,
+                    port=settings.telegram_webhook_port,
+                    path=path,
+                    secret=self.webhook_secret,
+                )
+                await self._webhook.start()
+                await app.bot.set_webhook(
+                    settings.telegram_webhook_url,
+                    allowed_updates=ALLOWED_UPDATES,
+                    secret_token=self.webhook_secret,
+                )
+            elif app.updater is not None:
+                await app.updater.start_polling(
+                    timeout=dtm.timedelta(seconds=self.options.poll_timeout_s),
+                    allowed_updates=ALLOWED_UPDATES,
+                )
+            await app.start()
+        except BaseException:
+            await self._close_receivers()
+            await app.shutdown()
+            self._initialized = False
+            raise
+        self._started = True
+        mode = "webhook" if self._webhook else "long polling"
+        log.info("Telegram bot @%s running (%s)", app.bot.username, mode)
+
+    async def stop(self) -> None:
+        """Stop fetching updates, let running handlers finish (at most shutdown_grace_s, then
+        they are cancelled), then shut the Application down. Idempotent."""
+        app = self.application
+        if not self._initialized:
+            return
+        await self._close_receivers()
+        if self._started:
+            self._started = False
+            grace = self.runtime.settings.shutdown_grace_s
+            # Application.stop() dispatches updates already fetched and waits for every
+            # handler; bound that wait.
+            stopping = asyncio.create_task(app.stop(), name="telegram-stop")
+            done, _ = await asyncio.wait({stopping}, timeout=grace)
+            if not done:
+                running = [task for task in self.deps.inflight if not task.done()]
+                log.warning(
+                    "shutdown: %d Telegram handler(s) still running after %.0f s; cancelling",
+                    len(running),
+                    grace,
+                )
+                for task in running:
+                    task.cancel()
+            await stopping
+        await app.shutdown()
+        self._initialized = False
+        log.info("Telegram bot stopped")
+
+    async def _close_receivers(self) -> None:
+        if self._webhook is not None:
+            await self._webhook.stop()
+            self._webhook = None
+        updater = self.application.updater
+        if updater is not None and updater.running:
+            await updater.stop()

@@ -1,0 +1,81 @@
+"""Pictures in: photos, image files, static stickers (albums arrive as one message per photo),
+`/anime [style]` in reply to an earlier picture, and a short answer for everything else."""
+
+from __future__ import annotations
+
+from telegram import Message, Update
+from telegram.constants import ChatType
+
+from bot.telegram.conversion import Job, run_job
+from bot.telegram.delivery import Target
+from bot.telegram.deps import Context, deps, tracked
+from bot.telegram.handlers.common import answer, command_target
+from bot.telegram.inputs import Media, Unsupported, addressed_to_bot, media_of
+from bot.telegram.texts import style_in_text
+from i18n import t
+
+_UNSUPPORTED_KEYS: dict[Unsupported | None, str] = {
+    "document": "tg.unsupported.document",
+    "animated_sticker": "tg.unsupported.animated_sticker",
+    "other": "tg.unsupported.media",
+    None: "tg.other",
+}
+
+
+@tracked
+async def on_media(update: Update, context: Context) -> None:
+    """A photo, a file or a sticker: convert it (a caption may name the style)."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    if message.chat.type != ChatType.PRIVATE and not addressed_to_bot(
+        message.caption, context.bot.username
+    ):
+        return  # a picture in a group that was not meant for the bot
+    d = deps(context)
+    lang = await d.language(user)
+    target = Target(message.chat_id, user.id, reply_to=message.message_id)
+    found = media_of(message)
+    if isinstance(found, Media):
+        style = style_in_text(message.caption, d.service.styles())
+        await run_job(d, context.bot, Job(target, lang, media=found, style=style))
+    else:
+        await answer(d, context, target, t(_UNSUPPORTED_KEYS[found], lang))
+
+
+@tracked
+async def on_anime(update: Update, context: Context) -> None:
+    """`/anime [style]` as a reply to an earlier picture."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    d = deps(context)
+    lang = await d.language(user)
+    source: Message | None = message.reply_to_message
+    found = media_of(source)
+    if source is None or found is None:
+        await answer(d, context, command_target(message, user), t("tg.anime.usage", lang))
+        return
+    if not isinstance(found, Media):
+        await answer(d, context, command_target(message, user), t(_UNSUPPORTED_KEYS[found], lang))
+        return
+    style: str | None = None
+    if context.args:
+        wanted = " ".join(context.args)
+        # A name the bot does not know goes to the service, which answers with the list.
+        style = style_in_text(wanted, d.service.styles()) or context.args[0]
+    target = Target(message.chat_id, user.id, reply_to=source.message_id)
+    await run_job(d, context.bot, Job(target, lang, media=found, style=style))
+
+
+@tracked
+async def on_other(update: Update, context: Context) -> None:
+    """Text, voice, location, video…: say what the bot does."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    d = deps(context)
+    lang = await d.language(user)
+    found = media_of(message)
+    key = "tg.other" if isinstance(found, Media) else _UNSUPPORTED_KEYS[found]
+    await answer(d, context, command_target(message, user), t(key, lang))

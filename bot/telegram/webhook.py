@@ -1,0 +1,64 @@
+"""Webhook mode: a small aiohttp server that hands Telegram's POSTs to the Application.
+
+PTB's own webhook server needs tornado, which this project does not install; aiohttp is already
+a dependency. Telegram sends the secret token given to setWebhook in the
+`X-Telegram-Bot-Api-Secret-Token` header; requests without it are refused, so nobody else can
+inject updates. TLS is the reverse proxy's job (Telegram only calls https URLs on ports 443,
+80, 88 or 8443).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from telegram import Update
+from telegram.ext import Application
+
+log = logging.getLogger("animebot.telegram")
+
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+MAX_UPDATE_BYTES = 1024 * 1024
+
+
+class WebhookServer:
+    def __init__(
+        self,
+        app: Application[Any, Any, Any, Any, Any, Any],
+        *,
+        host: str,
+        port: int,
+        path: str,
+        secret: str,
+    ) -> None:
+        self.app, self.host, self.port = app, host, port
+        self.path = path if path.startswith("/") else "/" + path
+        self._secret = secret
+        self._runner: web.AppRunner | None = None
+
+    async def start(self) -> None:
+        server = web.Application(client_max_size=MAX_UPDATE_BYTES)
+        server.router.add_post(self.path, self._handle)
+        self._runner = web.AppRunner(server, handle_signals=False, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self.port).start()
+        log.info("Telegram webhook listening on %s:%d%s", self.host, self.port, self.path)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _handle(self, request: web.Request) -> web.Response:
+        if request.headers.get(SECRET_HEADER) != self._secret:
+            return web.Response(status=403)
+        try:
+            data = await request.json()
+            update = Update.de_json(data, self.app.bot)
+        except Exception:  # not JSON, or not an Update
+            return web.Response(status=400)
+        if update is None:
+            return web.Response(status=400)
+        await self.app.update_queue.put(update)
+        return web.Response(status=200)

@@ -1,0 +1,127 @@
+"""The shared engine: tiling, size policy, options, concurrency, and no torch when serving."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.engine import Engine, EngineConfig
+from core.imageio import decode, encode
+from core.registry import Registry
+from core.tiling import ramp_weights, spans, stylize_tiled
+from models import WEIGHTS_DIR
+from models.pairs import PROJECT_ROOT
+
+
+@pytest.fixture(scope="module")
+def engine() -> Engine:
+    return Engine(Registry([WEIGHTS_DIR]), EngineConfig(workers=2))
+
+
+def photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    base = np.stack([x * 255 / w, y * 255 / h, (x + y) * 127 / (h + w)], axis=-1)
+    return np.clip(base + rng.normal(0, 8, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(
+    ("length", "tile", "overlap"), [(100, 100, 16), (1000, 256, 32), (2829, 640, 32)]
+)
+def test_tile_weights_cover_every_pixel_exactly_once(length: int, tile: int, overlap: int) -> None:
+    intervals = spans(length, tile, overlap)
+    total = np.zeros(length)
+    for (a, b), w in zip(intervals, ramp_weights(intervals), strict=True):
+        assert b - a <= tile and a >= 0 and b <= length
+        total[a:b] += w
+    np.testing.assert_allclose(total, 1.0, atol=1e-6)
+
+
+def test_tiling_an_identity_is_lossless() -> None:
+    img = photo(700, 1100)
+    out = stylize_tiled(lambda x: x, img, tile=256, overlap=32, context=16)
+    np.testing.assert_array_equal(out, img)
+
+
+def test_tiled_result_matches_the_whole_image_pass(engine: Engine) -> None:
+    """With enough context around each tile, tiles blend into what one pass would give."""
+    session = engine.session(engine.resolve("hayao"))
+    img = photo(600, 900, seed=3)
+    whole = session.run(img).astype(np.int16)
+    tiled = stylize_tiled(session.run, img, tile=320, overlap=32, context=48).astype(np.int16)
+    diff = np.abs(whole - tiled)
+    assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8
+
+
+def test_convert_keeps_size_alpha_and_reports_timings(engine: Engine) -> None:
+    rgba = np.dstack([photo(300, 400), np.tile(np.linspace(0, 255, 400, dtype=np.uint8), (300, 1))])
+    result = engine.convert_sync(encode(rgba[..., :3], rgba[..., 3], fmt="png").data, faces=False)
+    out = decode(result.image.data)
+    assert (out.width, out.height) == (400, 300) and out.alpha is not None
+    np.testing.assert_array_equal(out.alpha, rgba[..., 3])
+    assert result.timings.total_ms >= result.timings.infer_ms > 0
+    assert result.model_version.startswith("p1:hayao@")
+
+
+def test_size_policy_small_upscaled_large_capped_and_side_by_side(engine: Engine) -> None:
+    tiny = engine.convert_sync(photo(40, 60), faces=False)
+    assert (tiny.image.width, tiny.image.height) == (60, 40)
+    capped = engine.convert_sync(photo(500, 1000), faces=False, max_side=400)
+    assert (capped.image.width, capped.image.height) == (400, 200) and "downscaled" in capped.notes
+    both = engine.convert_sync(photo(100, 150), faces=False, side_by_side=True)
+    assert (both.image.width, both.image.height) == (300, 100)
+
+
+def test_model_version_depends_on_style_and_faces(engine: Engine) -> None:
+    versions = {engine.model_version(s, f) for s in ("hayao", "shinkai") for f in (True, False)}
+    assert len(versions) == 4
+
+
+async def test_concurrent_jobs_are_bounded_by_the_worker_count(engine: Engine) -> None:
+    seen: list[int] = []
+    original = engine.convert_sync
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.append(engine.active)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    engine.convert_sync = spy  # type: ignore[method-assign]
+    try:
+        results = await asyncio.gather(*(engine.convert(photo(64, 64, i)) for i in range(6)))
+    finally:
+        del engine.convert_sync
+    assert len(results) == 6 and max(seen) <= engine.config.workers
+
+
+SERVING_MODULES = [
+    "cli.main",
+    "cli.commands.convert",
+    "service.runtime",
+    "bot.telegram.app",
+    "bot.discord.client",
+    "web.app",
+]
+
+
+def test_the_serving_path_never_imports_torch(tmp_path: Path, photos_dir: Path) -> None:
+    src = photos_dir / "face_single_lowlight.jpg"
+    code = f"""
+import importlib, sys
+for name in {SERVING_MODULES!r}:
+    importlib.import_module(name)
+from cli.main import main
+assert main(["convert", {str(src)!r}, "-o", {str(tmp_path)!r}, "--max-size", "320"]) == 0
+leaked = sorted(m for m in sys.modules if m == "torch" or m.startswith("torch."))
+print("torch modules:", leaked)
+sys.exit(1 if leaked else 0)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert list(tmp_path.glob("face_single_lowlight_*.png"))
