@@ -55,7 +55,7 @@ def main() -> int:
         print(exc, file=sys.stderr)
         return 2
     if not settings.discord_token.strip():
-        print("discord: DISCORD_TOKEN is not set (see bot/discord/README.md)", file=sys.stderr)
+        print("discord: DISCORD_TOKEN is not set (see README.md, Discord bot)", file=sys.stderr)
         return 1
     logging.basicConfig(
         level=settings.log_level.upper(),

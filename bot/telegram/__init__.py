@@ -1,7 +1,7 @@
 """The Telegram bot: people send a photo and get it back in anime style.
 
 `TelegramFrontEnd(runtime)` runs it inside `animebot serve`; `python -m bot.telegram` runs the
-bot alone. See README.md in this folder for setting one up.
+bot alone. The project README ("Telegram bot") explains setting one up.
 """
 
 from bot.telegram.app import TelegramFrontEnd, build_application
