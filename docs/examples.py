@@ -1,0 +1,62 @@
+"""Render the README's example strips: photo | whole-image style | face2paint (when faces).
+
+    python docs/examples.py            # writes docs/images/example_*.jpg from ../shared photos
+
+The strips are small JPEG previews of our own outputs next to a thumbnail of the input.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
+
+import cv2
+import numpy as np
+
+from core.engine import Engine, EngineConfig
+from core.imageio import decode
+from models.pairs import shared_dir
+
+PHOTOS = [
+    ("multi_face_group6_frontal.jpg", "hayao"),
+    ("face_single_lowlight.jpg", "hayao"),
+    ("multi_face_three_men_vintage.jpg", "shinkai"),
+    ("street_railroad_crossing.jpg", "hayao"),
+    ("landscape_autumn_lake_fuji.jpg", "shinkai"),
+]
+HEIGHT = 360
+
+
+def tile(rgb: np.ndarray) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    return cv2.resize(rgb, (round(w * HEIGHT / h), HEIGHT), interpolation=cv2.INTER_AREA)
+
+
+def main() -> None:
+    engine = Engine(config=EngineConfig(workers=1))
+    out_dir = HERE / "images"
+    out_dir.mkdir(exist_ok=True)
+    for name, style in PHOTOS:
+        data = (shared_dir() / "data" / "photos" / name).read_bytes()
+        photo = decode(data)
+        plain = decode(engine.convert_sync(data, style=style, faces=False).image.data).rgb
+        faces = engine.convert_sync(data, style=style, faces=True)
+        panels = [photo.rgb, plain] + ([decode(faces.image.data).rgb] if faces.faces_found else [])
+        gap = np.full((HEIGHT, 6, 3), 255, np.uint8)
+        pieces: list[np.ndarray] = []
+        for panel in panels:
+            pieces += [tile(panel), gap]
+        strip = np.concatenate(pieces[:-1], axis=1)
+        target = out_dir / f"example_{Path(name).stem}.jpg"
+        cv2.imwrite(
+            str(target), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+        )
+        print(f"{target.relative_to(ROOT)}: {style}, {faces.faces_found} faces")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""Training, losses, metrics and export: small real runs on the shared pairs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from models.export import export_style
+from models.losses import DistillLoss, gradient_l1, ssim_map
+from models.metrics import psnr, ssim
+from models.pairs import load_pairs, scene_groups, split_pairs
+from models.student import Student, StudentConfig, count_parameters
+from models.train import main as train_main
+from tests.conftest import needs_shared
+
+
+def test_student_starts_as_the_identity_and_fits_the_budget() -> None:
+    model = Student().eval()
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        y = model(x)
+    assert y.shape == x.shape and torch.equal(y, x)
+    assert count_parameters(model) <= 500_000
+    assert StudentConfig.from_dict(StudentConfig().to_dict()) == StudentConfig()
+
+
+def test_metrics_on_known_cases() -> None:
+    img = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    assert psnr(img, img) == float("inf") and ssim(img, img) == pytest.approx(1.0)
+    shifted = np.clip(img.astype(int) + 1, 0, 255).astype(np.uint8)
+    assert psnr(img, shifted) == pytest.approx(
+        10 * np.log10(255**2 / np.mean((img != 255) * 1.0)), 0.01
+    )
+    assert ssim(img, 255 - img) < 0
+
+
+def test_losses_vanish_on_a_perfect_output_and_grow_with_error() -> None:
+    target = torch.rand(2, 3, 48, 48) * 2 - 1
+    loss = DistillLoss(w_gram=10.0, w_ssim=1.0)
+    zero, parts = loss(target, target)
+    assert float(zero) == pytest.approx(0.0, abs=1e-5) and set(parts) == {
+        "l1",
+        "grad",
+        "colour",
+        "gram",
+        "ssim",
+    }
+    worse, _ = loss(target + 0.2 * torch.randn_like(target), target)
+    assert float(worse) > 0.1
+    assert float(gradient_l1(target, target)) == 0.0
+    assert float(ssim_map(target, target, loss.window).mean()) == pytest.approx(1.0, abs=1e-5)
+
+
+@needs_shared
+@pytest.mark.parametrize("style", ["hayao", "shinkai", "portrait_kpop"])
+def test_split_keeps_scene_groups_together_and_holds_out_enough(style: str) -> None:
+    pairs = load_pairs(style)
+    train, val = split_pairs(pairs, 0.15, seed=0)
+    assert (
+        len(val) >= 0.15 * len(pairs) and train and not {p.id for p in train} & {p.id for p in val}
+    )
+    val_ids = {p.id for p in val}
+    for group in scene_groups(pairs):
+        sides = {p.id in val_ids for p in group}
+        assert len(sides) == 1, f"group {[p.id for p in group]} straddles the split"
+    assert split_pairs(pairs, 0.15, seed=0) == (train, val)  # deterministic
+
+
+@needs_shared
+def test_split_puts_the_preferred_test_photos_in_validation() -> None:
+    _, val = split_pairs(load_pairs("portrait_kpop"), 0.2, seed=0, prefer_val=("data/a/0.jpg",))
+    assert {"pinf_whole_0", "pinf_faceaware_0"} <= {p.id for p in val}
+
+
+@needs_shared
+def test_training_runs_logs_the_identity_baseline_and_resumes(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    common = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64"]
+    common += [
+        "--val-every",
+        "2",
+        "--val-max-side",
+        "160",
+        "--threads",
+        "1",
+        "--widths",
+        "8",
+        "8",
+        "16",
+    ]
+    train_main([*common, "--steps", "2"])
+    first = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert first[-1]["step"] == 2 and first[-1]["identity_psnr"] > 10 and "psnr" in first[-1]
+    assert (out / "best.pt").is_file() and json.loads((out / "split.json").read_text())["val"]
+    train_main([*common, "--steps", "4"])
+    log = (out / "train.log").read_text()
+    assert "resumed at step 2" in log and "finished at step 4" in log
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["step"] == 4
+
+
+def test_export_serves_int8_when_it_passes_the_gate_and_fp32_when_not(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (96, 128, 3), dtype=np.uint8) for _ in range(3)]
+    model = Student(StudentConfig((8, 8, 16), 1, 2))
+    info = {"title": "T", "kind": "scene", "architecture": "student", "parameters": 1}
+    passed = export_style(
+        model,
+        style="a",
+        folder=tmp_path / "a",
+        calibration=photos,
+        validation=photos,
+        multiple=4,
+        info=info,
+    )
+    meta = json.loads((tmp_path / "a" / "model.json").read_text())
+    assert (
+        passed.serve == "int8"
+        and meta["gate"]["passed"]
+        and (tmp_path / "a" / "a.int8.onnx").is_file()
+    )
+    failed = export_style(
+        model,
+        style="b",
+        folder=tmp_path / "b",
+        calibration=photos,
+        validation=photos,
+        multiple=4,
+        info=info,
+        gate_db=999.0,
+    )
+    meta = json.loads((tmp_path / "b" / "model.json").read_text())
+    assert failed.serve == "fp32" and not meta["gate"]["passed"] and "int8" not in meta["files"]
+    assert not (tmp_path / "b" / "b.int8.onnx").exists()
