@@ -205,5 +205,5 @@ def test_python_m_bot_discord_without_a_token_says_so(tmp_path: Path) -> None:
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
-        "discord: DISCORD_TOKEN is not set (see bot/discord/README.md)"
+        "discord: DISCORD_TOKEN is not set (see README.md, Discord bot)"
     ]
