@@ -20,6 +20,7 @@ class StudentConfig:
     widths: tuple[int, int, int] = (16, 32, 64)
     blocks: int = 6
     expansion: int = 3
+    refine: int = 0  # full-resolution residual blocks before the head (fine detail)
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -32,6 +33,7 @@ class StudentConfig:
             widths=(int(widths[0]), int(widths[1]), int(widths[2])),
             blocks=int(str(raw.get("blocks", 6))),
             expansion=int(str(raw.get("expansion", 3))),
+            refine=int(str(raw.get("refine", 0))),
         )
 
 
@@ -46,7 +48,7 @@ class ConvReLU(nn.Sequential):
 class InvertedResidual(nn.Module):
     """1x1 expand, 3x3 depthwise, 1x1 project, plus the input."""
 
-    def __init__(self, channels: int, expansion: int) -> None:
+    def __init__(self, channels: int, expansion: int, zero_init: bool = False) -> None:
         super().__init__()
         hidden = channels * expansion
         self.layers = nn.Sequential(
@@ -55,6 +57,11 @@ class InvertedResidual(nn.Module):
             ConvReLU(hidden, hidden, groups=hidden),
             nn.Conv2d(hidden, channels, 1),
         )
+        if zero_init:  # starts as the identity, so it can be added to a trained network
+            last = self.layers[-1]
+            assert isinstance(last, nn.Conv2d)
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)  # type: ignore[arg-type]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.layers(x)
@@ -92,6 +99,9 @@ class Student(nn.Module):
         )
         self.up2 = Up(c2, c1)
         self.up1 = Up(c1, c0)
+        self.refine = nn.Sequential(
+            *[InvertedResidual(c0, 2, zero_init=True) for _ in range(self.config.refine)]
+        )
         self.head = nn.Conv2d(c0, 3, 3, padding=1)
         # Zero head: the untrained network is the identity, and training starts from the photo.
         nn.init.zeros_(self.head.weight)
@@ -101,7 +111,7 @@ class Student(nn.Module):
         s0 = self.stem(x)
         s1 = self.down1(s0)
         out = self.body(self.down2(s1))
-        out = self.up1(self.up2(out, s1), s0)
+        out = self.refine(self.up1(self.up2(out, s1), s0))
         return torch.clamp(x + self.head(out), -1.0, 1.0)
 
 

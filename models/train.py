@@ -15,7 +15,7 @@ import json
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -60,6 +60,7 @@ class Options:
     widths: tuple[int, int, int]
     blocks: int
     expansion: int
+    refine: int = 0
     init: Path | None = None
 
 
@@ -189,7 +190,7 @@ def train(opts: Options) -> dict[str, object]:
         log.write(line + "\n")
         log.flush()
 
-    config = StudentConfig(opts.widths, opts.blocks, opts.expansion)
+    config = StudentConfig(opts.widths, opts.blocks, opts.expansion, opts.refine)
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
     criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
@@ -197,9 +198,11 @@ def train(opts: Options) -> dict[str, object]:
     last = opts.out / "last.pt"
     if opts.init is not None and not last.exists():
         start = torch.load(opts.init, weights_only=False)
-        if StudentConfig.from_dict(start["config"]) != config:
+        source = StudentConfig.from_dict(start["config"])
+        if replace(source, refine=config.refine) != config or source.refine > config.refine:
             raise SystemExit(f"--init {opts.init} has another architecture: {start['config']}")
-        model.load_state_dict(start["model"])
+        # Added refinement blocks start as the identity: the network computes what it did.
+        model.load_state_dict(start["model"], strict=source.refine == config.refine)
         say(f"initialised from {opts.init} (step {start['step']} of {start['style']})")
     if last.exists():
         state = torch.load(last, weights_only=False)
@@ -291,6 +294,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--widths", type=int, nargs=3, default=list(StudentConfig().widths))
     ap.add_argument("--blocks", type=int, default=StudentConfig().blocks)
     ap.add_argument("--expansion", type=int, default=StudentConfig().expansion)
+    ap.add_argument("--refine", type=int, default=StudentConfig().refine)
     ap.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tune)")
     a = ap.parse_args(argv)
     return Options(
@@ -315,6 +319,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         widths=tuple(a.widths),
         blocks=a.blocks,
         expansion=a.expansion,
+        refine=a.refine,
         init=a.init,
     )
 
