@@ -67,7 +67,9 @@ def training_summary(run: Path) -> dict[str, object]:
     return {"steps": records[-1]["step"], "minutes": minutes or records[-1]["minutes"]}
 
 
-def write_card(style: str, run: Path, command: str, samples: int = 2) -> Path:
+def write_card(
+    style: str, run: Path, command: str, samples: list[str] | None = None, extra: str = ""
+) -> Path:
     folder = WEIGHTS_DIR / style
     meta = json.loads((folder / "model.json").read_text())
     rows = evaluate(meta, folder)
@@ -82,7 +84,8 @@ def write_card(style: str, run: Path, command: str, samples: int = 2) -> Path:
         _facts(meta, training_summary(run), command),
         _validation(meta, rows, mean),
         "## Samples (validation photos: photo | ours | teacher)\n",
-        *_samples(style, rows[:samples]),
+        *_samples(style, [r for r in rows if r["id"] in samples] if samples else rows[:2]),
+        extra,
         LICENCE,
     ]
     path = folder / "CARD.md"
@@ -115,7 +118,8 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
             "group (no near-duplicate scene across the split)"
         ),
         "training": (
-            f"{train['steps']} steps, {float(str(train['minutes'])):.0f} min on 1 CPU thread; "
+            f"served checkpoint: step {meta['training_step']} (best validation PSNR) of a "
+            f"{train['steps']}-step run, {float(str(train['minutes'])):.0f} min on 1 CPU thread; "
             f"`{command}`"
         ),
     }
@@ -174,8 +178,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--style", required=True)
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--command", default="", help="the training command, for the record")
+    ap.add_argument("--notes", type=Path, help="a markdown file appended to the card")
+    ap.add_argument(
+        "--samples",
+        nargs="+",
+        metavar="ID",
+        help="validation pair ids to show (default: the first two); the portrait grids show "
+        "identifiable people and must not be redistributed, so pick others for face styles",
+    )
     a = ap.parse_args(argv)
-    print(write_card(a.style, a.run, a.command or f"python -m models.train --style {a.style}"))
+    extra = a.notes.read_text() if a.notes else ""
+    command = a.command or f"python -m models.train --style {a.style}"
+    print(write_card(a.style, a.run, command, samples=a.samples, extra=extra))
 
 
 if __name__ == "__main__":
