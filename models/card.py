@@ -102,7 +102,8 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
         "architecture": (
             f"residual U-Net student (`models/student.py`): widths {cfg['widths']}, "
             f"{cfg['blocks']} inverted-residual blocks (expansion {cfg['expansion']}) "
-            "at 1/4 resolution, ReLU, no normalisation"
+            f"at 1/4 resolution, {cfg.get('refine', 0)} refinement blocks at full resolution, "
+            "ReLU, no normalisation"
         ),
         "parameters": f"{meta['parameters']:,}",
         "files": f"{sizes}; served: **{meta['serve']}**",
