@@ -42,9 +42,10 @@ class EngineConfig:
     threads_per_job: int = 1
     max_side: int = 4096  # larger inputs are downscaled to this long side first
     min_infer_side: int = 256  # smaller inputs are upscaled for the network, then back
-    # Activations cost ~290 bytes per pixel: images up to `whole_max_pixels` (a 1280 px photo,
-    # 1600x1000) run in one pass; larger ones in `tile` px tiles (12 MP peaks at ~575 MB).
-    whole_max_pixels: int = 1_600_000
+    # Activations cost ~300 bytes per pixel and ONNX Runtime's arena keeps its high-water mark:
+    # photos up to `whole_max_pixels` (1280x960, every Telegram photo) run in one pass, larger
+    # ones in `tile` px tiles (measured peak RSS: 12 MP 535 MB).
+    whole_max_pixels: int = 1_250_000
     tile: int = 640
     max_pixels: int = 40_000_000
     max_bytes: int = 50 * 1024 * 1024

@@ -225,7 +225,7 @@ class ConversionService:
             if entry is None:
                 raise InputExpired("the original photo is no longer cached")
             decoded = await self.engine.decode(entry.data)
-            return _Source(req.input_key, decoded.width, decoded.height, decoded)
+            return _Source(req.input_key, decoded.width, decoded.height, self._keep(decoded))
         if len(req.image) > self.settings.max_upload_bytes:
             raise ImageTooLarge("upload too large", limit=self.settings.max_upload_bytes)
         bytes_key = hashlib.sha256(req.image).hexdigest()
@@ -248,7 +248,13 @@ class ConversionService:
         self._aliases[bytes_key] = source
         while len(self._aliases) > 10_000:
             self._aliases.popitem(last=False)
-        return _Source(input_key, decoded.width, decoded.height, decoded)
+        return _Source(input_key, decoded.width, decoded.height, self._keep(decoded))
+
+    def _keep(self, decoded: DecodedImage) -> DecodedImage | None:
+        """Decoded pixels (3.3 MB at 1280 px) are kept only for a job that starts at once: a
+        queue of hundreds would otherwise hold gigabytes. Queued jobs decode again later."""
+        idle = self.queue.waiting == 0 and self.queue.running < self.queue.workers
+        return decoded if idle else None
 
     async def _decode_again(self, req: ConversionRequest) -> DecodedImage:
         """Pixels for a cache miss whose input was identified without decoding."""
