@@ -58,8 +58,9 @@ class _Source:
     input_key: str
     width: int
     height: int
-    decoded: DecodedImage | None  # None when identified from a byte-identical repeat
+    decoded: DecodedImage | None  # None when identified without decoding (or dropped)
     seen_at: float = field(default_factory=time.monotonic)
+    raw: bytes | None = field(default=None, repr=False)  # the cached upload, for a later decode
 
 
 @dataclass(frozen=True)
@@ -190,7 +191,7 @@ class ConversionService:
         async with self.queue.slot(user_hash, req.on_progress) as waited_ms:
             self.metrics.queue_wait_seconds.observe(waited_ms / 1000)
             row["queue_wait_ms"] = waited_ms
-            decoded = source.decoded or await self._decode_again(req)
+            decoded = source.decoded or await self._decode_again(req, source)
             conversion = await self.engine.convert(
                 decoded,
                 style=style,
@@ -224,6 +225,9 @@ class ConversionService:
             entry = await self.db.cache.get(_input_cache_key(req.input_key))
             if entry is None:
                 raise InputExpired("the original photo is no longer cached")
+            if "width" in entry.meta:  # decoded only if the result is not cached already
+                width, height = int(entry.meta["width"]), int(entry.meta["height"])
+                return _Source(req.input_key, width, height, None, raw=entry.data)
             decoded = await self.engine.decode(entry.data)
             return _Source(req.input_key, decoded.width, decoded.height, self._keep(decoded))
         if len(req.image) > self.settings.max_upload_bytes:
@@ -243,6 +247,7 @@ class ConversionService:
                 kind="input",
                 mime="application/octet-stream",
                 owner_hash=user_hash,
+                meta={"width": decoded.width, "height": decoded.height},
             )
         source = _Source(input_key, decoded.width, decoded.height, None)
         self._aliases[bytes_key] = source
@@ -256,14 +261,15 @@ class ConversionService:
         idle = self.queue.waiting == 0 and self.queue.running < self.queue.workers
         return decoded if idle else None
 
-    async def _decode_again(self, req: ConversionRequest) -> DecodedImage:
+    async def _decode_again(self, req: ConversionRequest, source: _Source) -> DecodedImage:
         """Pixels for a cache miss whose input was identified without decoding."""
-        if req.image is not None:
-            return await self.engine.decode(req.image)
-        entry = await self.db.cache.get(_input_cache_key(req.input_key or ""))
-        if entry is None:
-            raise InputExpired("the original photo is no longer cached")
-        return await self.engine.decode(entry.data)
+        data = req.image if req.image is not None else source.raw
+        if data is None:
+            entry = await self.db.cache.get(_input_cache_key(source.input_key))
+            if entry is None:
+                raise InputExpired("the original photo is no longer cached")
+            data = entry.data
+        return await self.engine.decode(data)
 
     async def _store_result(self, key: str, conversion: Conversion, owner: str) -> None:
         image = conversion.image
