@@ -23,11 +23,17 @@ class SettingsError(ValueError):
 
 
 def _int(raw: str) -> int:
-    return int(raw.strip())
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {raw!r}") from None
 
 
 def _float(raw: str) -> float:
-    return float(raw.strip())
+    try:
+        return float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
 
 
 def _bool(raw: str) -> bool:

@@ -14,7 +14,8 @@ import sys
 
 from bot.discord.client import DiscordFrontEnd, DiscordStartError
 from service.runtime import Runtime
-from service.settings import Settings, SettingsError
+from service.settings import Settings
+from service.startup import configure_logging, load_settings
 
 log = logging.getLogger("animebot.discord")
 
@@ -49,18 +50,13 @@ async def serve(
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
+    settings = load_settings("discord")
+    if settings is None:
         return 2
     if not settings.discord_token.strip():
         print("discord: DISCORD_TOKEN is not set (see README.md, Discord bot)", file=sys.stderr)
         return 1
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     try:
         asyncio.run(serve(settings))
     except DiscordStartError as exc:

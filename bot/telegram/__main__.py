@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 
 from bot.telegram.app import TelegramFrontEnd
 from bot.telegram.redact import protect_token
 from service.runtime import Runtime
-from service.settings import Settings, SettingsError
+from service.settings import Settings
+from service.startup import configure_logging, load_settings
 
 
 async def serve(settings: Settings) -> None:
@@ -36,18 +36,13 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> int:
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        print(exc, file=sys.stderr)
+    settings = load_settings("telegram")
+    if settings is None:
         return 2
     if not settings.telegram_token:
         print("TELEGRAM_TOKEN is not set: create a bot with @BotFather first", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     protect_token(settings.telegram_token)  # before anything can log a Bot API URL
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(serve(settings))

@@ -8,7 +8,7 @@ import argparse
 import asyncio
 from typing import TYPE_CHECKING
 
-from cli.commands.serve import load_settings
+from service.startup import load_settings
 
 if TYPE_CHECKING:
     from cli.common import Subparsers

@@ -17,9 +17,10 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TextIO, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from cli.common import registry_from
+from service.startup import configure_logging, load_settings
 
 if TYPE_CHECKING:
     from cli.common import Subparsers
@@ -78,32 +79,6 @@ def _port(text: str) -> int:
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"must be a TCP port (1-65535), not {value}")
     return value
-
-
-def load_settings(command: str, stream: TextIO | None = None) -> Settings | None:
-    """Settings from the environment, or None after printing each problem on its own line."""
-    from service.settings import Settings, SettingsError
-
-    stream = stream or sys.stderr
-    try:
-        return Settings.from_env()
-    except SettingsError as exc:
-        print(f"animebot {command}: invalid configuration", file=stream)
-        for problem in exc.problems:
-            print(f"  {problem}", file=stream)
-        return None
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # Third-party chatter (HTTP client connection pools, bot libraries) only when debugging.
-    if level.upper() != "DEBUG":
-        for noisy in ("httpx", "httpcore", "telegram", "discord", "PIL", "matplotlib"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def run(args: argparse.Namespace) -> int:

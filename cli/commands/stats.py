@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cli.commands.serve import load_settings
 from cli.common import positive_int
+from service.startup import load_settings
 
 if TYPE_CHECKING:
     from cli.common import Subparsers
