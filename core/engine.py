@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from core.errors import UnknownStyle
-from core.imageio import DecodedImage, EncodedImage, decode, encode
+from core.imageio import DecodedImage, EncodedImage, decode, encode, resize_max_side
 from core.registry import Registry, StyleSpec
 from core.session import RGB, StyleSession
 from core.tiling import stylize_tiled
@@ -223,7 +223,8 @@ class Engine:
         rgb, alpha = decoded.rgb, decoded.alpha
         limit = min(max_side or self.config.max_side, self.config.max_side)
         if max(rgb.shape[:2]) > limit:
-            rgb, alpha = _fit(rgb, limit), None if alpha is None else _fit(alpha, limit)
+            rgb = resize_max_side(rgb, limit)
+            alpha = None if alpha is None else resize_max_side(alpha, limit)
             notes.append("downscaled")
         face_spec = self.registry.face_model_for(spec) if faces else None
         found: list[Any] = []
@@ -281,15 +282,8 @@ class Engine:
             s = small / max(h, w)
             size = (round(w * s), round(h * s))
             up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
-            return _fit(session.run(up), max(h, w), size=(w, h))
+            styled = cv2.resize(session.run(up), (w, h), interpolation=cv2.INTER_AREA)
+            return np.asarray(styled, dtype=np.uint8)
         if h * w <= self.config.whole_max_pixels:
             return session.run(rgb)
         return stylize_tiled(session.run, rgb, tile=self.config.tile)
-
-
-def _fit(img: np.ndarray, max_side: int, size: tuple[int, int] | None = None) -> np.ndarray:
-    h, w = img.shape[:2]
-    if size is None:
-        s = max_side / max(h, w)
-        size = (max(1, round(w * s)), max(1, round(h * s)))
-    return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
