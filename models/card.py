@@ -64,7 +64,12 @@ def training_summary(run: Path) -> dict[str, object]:
     finished = re.findall(r"finished at step (\d+) after ([\d.]+) min", log)
     minutes = sum(float(m) for _, m in finished[-1:]) if finished else None
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    return {"steps": records[-1]["step"], "minutes": minutes or records[-1]["minutes"]}
+    threads = re.findall(r" threads=(\d+) ", log)  # older logs did not say: those ran on 1
+    return {
+        "steps": records[-1]["step"],
+        "minutes": minutes or records[-1]["minutes"],
+        "threads": int(threads[-1]) if threads else 1,
+    }
 
 
 def write_card(
@@ -103,7 +108,8 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
             f"residual U-Net student (`models/student.py`): widths {cfg['widths']}, "
             f"{cfg['blocks']} inverted-residual blocks (expansion {cfg['expansion']}) "
             f"at 1/4 resolution, {cfg.get('refine', 0)} refinement blocks at full resolution, "
-            "ReLU, no normalisation"
+            f"{cfg.get('context', 0)} dilated context blocks at 1/8 resolution "
+            f"(width {cfg.get('context_width', 96)}), ReLU, no normalisation"
         ),
         "parameters": f"{meta['parameters']:,}",
         "files": f"{sizes}; served: **{meta['serve']}**",
@@ -120,7 +126,8 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
         ),
         "training": (
             f"served checkpoint: step {meta['training_step']} (best validation PSNR) of a "
-            f"{train['steps']}-step run, {float(str(train['minutes'])):.0f} min on 1 CPU thread; "
+            f"{train['steps']}-step run, {float(str(train['minutes'])):.0f} min on "
+            f"{train['threads']} CPU thread(s); "
             f"`{command}`"
         ),
     }

@@ -248,7 +248,7 @@ def main(argv: list[str] | None = None) -> None:
         folder=a.out or WEIGHTS_DIR / a.style,
         calibration=_photos(train, 1024),
         validation=_photos(val, 1280),
-        multiple=Student.multiple,
+        multiple=model.multiple,
         info=info,
         gate_db=a.gate_db,
     )

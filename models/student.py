@@ -4,7 +4,7 @@ No normalisation layers (nothing to fold, nothing that quantizes badly), ReLU ac
 ONNX Runtime fuses into the quantized convolutions, depthwise-separable inverted residual blocks
 at quarter resolution where the work is cheap, thin full-resolution layers where it is not, and
 a residual output (photo + learned correction) so training starts from the identity.
-Input and output: RGB NCHW in [-1, 1]; height and width must be multiples of `Student.multiple`.
+Input and output: RGB NCHW in [-1, 1]; height and width must be multiples of `model.multiple`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ class StudentConfig:
     blocks: int = 6
     expansion: int = 3
     refine: int = 0  # full-resolution residual blocks before the head (fine detail)
+    context: int = 0  # dilated blocks at 1/8 resolution: wide context for colour grading
+    context_width: int = 96
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -34,13 +36,17 @@ class StudentConfig:
             blocks=int(str(raw.get("blocks", 6))),
             expansion=int(str(raw.get("expansion", 3))),
             refine=int(str(raw.get("refine", 0))),
+            context=int(str(raw.get("context", 0))),
+            context_width=int(str(raw.get("context_width", 96))),
         )
 
 
 class ConvReLU(nn.Sequential):
-    def __init__(self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 1) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, stride: int = 1, groups: int = 1, dilation: int = 1
+    ) -> None:
         super().__init__(
-            nn.Conv2d(in_ch, out_ch, 3, stride, padding=1, groups=groups),
+            nn.Conv2d(in_ch, out_ch, 3, stride, padding=dilation, groups=groups, dilation=dilation),
             nn.ReLU(inplace=True),
         )
 
@@ -48,13 +54,15 @@ class ConvReLU(nn.Sequential):
 class InvertedResidual(nn.Module):
     """1x1 expand, 3x3 depthwise, 1x1 project, plus the input."""
 
-    def __init__(self, channels: int, expansion: int, zero_init: bool = False) -> None:
+    def __init__(
+        self, channels: int, expansion: int, zero_init: bool = False, dilation: int = 1
+    ) -> None:
         super().__init__()
         hidden = channels * expansion
         self.layers = nn.Sequential(
             nn.Conv2d(channels, hidden, 1),
             nn.ReLU(inplace=True),
-            ConvReLU(hidden, hidden, groups=hidden),
+            ConvReLU(hidden, hidden, groups=hidden, dilation=dilation),
             nn.Conv2d(hidden, channels, 1),
         )
         if zero_init:  # starts as the identity, so it can be added to a trained network
@@ -84,18 +92,47 @@ class Up(nn.Module):
         return out + skip
 
 
-class Student(nn.Module):
-    multiple = 4
+class Context(nn.Module):
+    """A 1/8-resolution branch of dilated blocks whose output is added to the body's input.
 
+    The teacher grades a whole region (a sky, a shaded wall) at once; the quarter-resolution body
+    sees about 70 px around a pixel, this branch about 250 px, for a fifth more compute. Its last
+    conv starts at zero (and is linear, so it still gets gradients), so the branch can be added to
+    a trained network without changing what it computes."""
+
+    def __init__(self, channels: int, width: int, blocks: int, expansion: int) -> None:
+        super().__init__()
+        self.down = ConvReLU(channels, width, stride=2)
+        self.blocks = nn.Sequential(
+            *[InvertedResidual(width, expansion, dilation=2) for _ in range(blocks)]
+        )
+        self.out = nn.Conv2d(width, channels, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)  # type: ignore[arg-type]
+        self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out: torch.Tensor = self.upsample(self.out(self.blocks(self.down(x))))
+        return x + out
+
+
+class Student(nn.Module):
     def __init__(self, config: StudentConfig | None = None) -> None:
         super().__init__()
         self.config = config or StudentConfig()
         c0, c1, c2 = self.config.widths
+        # Height and width must divide by every stride-2 stage.
+        self.multiple = 8 if self.config.context else 4
         self.stem = ConvReLU(3, c0)
         self.down1 = ConvReLU(c0, c1, stride=2)
         self.down2 = ConvReLU(c1, c2, stride=2)
         self.body = nn.Sequential(
             *[InvertedResidual(c2, self.config.expansion) for _ in range(self.config.blocks)]
+        )
+        self.context = (
+            Context(c2, self.config.context_width, self.config.context, self.config.expansion)
+            if self.config.context
+            else nn.Identity()
         )
         self.up2 = Up(c2, c1)
         self.up1 = Up(c1, c0)
@@ -110,7 +147,7 @@ class Student(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         s0 = self.stem(x)
         s1 = self.down1(s0)
-        out = self.body(self.down2(s1))
+        out = self.body(self.context(self.down2(s1)))
         out = self.refine(self.up1(self.up2(out, s1), s0))
         return torch.clamp(x + self.head(out), -1.0, 1.0)
 

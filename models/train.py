@@ -61,6 +61,7 @@ class Options:
     blocks: int
     expansion: int
     refine: int = 0
+    context: int = 0
     init: Path | None = None
 
 
@@ -122,7 +123,7 @@ def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:
 @torch.no_grad()
 def stylize(model: Student, photo: np.ndarray) -> np.ndarray:
     h, w = photo.shape[:2]
-    x = to_tensor(pad_to_multiple(photo, Student.multiple)[None])
+    x = to_tensor(pad_to_multiple(photo, model.multiple)[None])
     return to_uint8(model(x))[0, :h, :w]
 
 
@@ -165,6 +166,37 @@ def lr_at(step: int, total: int, base: float) -> float:
     return 1e-2 * base + (base - 1e-2 * base) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
+def load_init(path: Path) -> tuple[StudentConfig, dict[str, torch.Tensor], str]:
+    """Weights to start from: a training checkpoint (.pt) or a committed model's fp32 ONNX file,
+    whose initializers keep the PyTorch parameter names (so a served model can be fine-tuned
+    without the run folder that produced it)."""
+    if path.suffix == ".onnx":
+        import onnx
+        from onnx import numpy_helper
+
+        meta = json.loads((path.parent / "model.json").read_text())
+        graph = onnx.load(str(path)).graph
+        weights = {
+            i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer
+        }
+        return (
+            StudentConfig.from_dict(meta["config"]),
+            weights,
+            f"{path} (step {meta.get('training_step', '?')})",
+        )
+    start = torch.load(path, weights_only=False)
+    desc = f"{path} (step {start['step']} of {start['style']})"
+    return StudentConfig.from_dict(start["config"]), start["model"], desc
+
+
+def grows(source: StudentConfig, target: StudentConfig) -> bool:
+    """Whether `target` is `source` plus zero-initialised refinement or context blocks."""
+    grown = replace(source, refine=target.refine)
+    if source.context == 0:
+        grown = replace(grown, context=target.context, context_width=target.context_width)
+    return grown == target and source.refine <= target.refine
+
+
 def save(path: Path, **state: object) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -190,20 +222,21 @@ def train(opts: Options) -> dict[str, object]:
         log.write(line + "\n")
         log.flush()
 
-    config = StudentConfig(opts.widths, opts.blocks, opts.expansion, opts.refine)
+    config = StudentConfig(opts.widths, opts.blocks, opts.expansion, opts.refine, opts.context)
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
     criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
     step, elapsed, best = 0, 0.0, -1.0
     last = opts.out / "last.pt"
-    if opts.init is not None and not last.exists():
-        start = torch.load(opts.init, weights_only=False)
-        source = StudentConfig.from_dict(start["config"])
-        if replace(source, refine=config.refine) != config or source.refine > config.refine:
-            raise SystemExit(f"--init {opts.init} has another architecture: {start['config']}")
-        # Added refinement blocks start as the identity: the network computes what it did.
-        model.load_state_dict(start["model"], strict=source.refine == config.refine)
-        say(f"initialised from {opts.init} (step {start['step']} of {start['style']})")
+    fresh_init = opts.init is not None and not last.exists()
+    if opts.init is not None and fresh_init:
+        source, weights, desc = load_init(opts.init)
+        if not grows(source, config):
+            raise SystemExit(f"--init {opts.init} has another architecture: {source.to_dict()}")
+        # Added refinement or context blocks start as the identity: the network computes what
+        # it did, so a fine-tune starts from the source's validation score.
+        model.load_state_dict(weights, strict=source == config)
+        say(f"initialised from {desc}")
     if last.exists():
         state = torch.load(last, weights_only=False)
         model.load_state_dict(state["model"])
@@ -215,11 +248,15 @@ def train(opts: Options) -> dict[str, object]:
     split = {"train": [p.id for p in train_pairs], "val": [p.id for p in val_pairs]}
     (opts.out / "split.json").write_text(json.dumps(split, indent=1))
     say(
-        f"style={opts.style} params={count_parameters(model)} config={config.to_dict()} "
+        f"style={opts.style} params={count_parameters(model)} threads={opts.threads} "
+        f"config={config.to_dict()} "
         f"train={len(train_pairs)} val={len(val_pairs)} {split['val']}"
     )
     sampler = CropSampler(train_pairs, opts, rng)
     val_images = validation_images(val_pairs, opts.val_max_side)
+    if fresh_init:
+        scores = evaluate(model, val_images)
+        say(f"start: val PSNR {scores['psnr']:.2f} dB SSIM {scores['ssim']:.4f}")
     budget = opts.minutes * 60
     bar = tqdm(total=opts.steps, initial=step, desc=opts.style, unit="step", dynamic_ncols=True)
     running: dict[str, float] = {}
@@ -295,7 +332,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--blocks", type=int, default=StudentConfig().blocks)
     ap.add_argument("--expansion", type=int, default=StudentConfig().expansion)
     ap.add_argument("--refine", type=int, default=StudentConfig().refine)
-    ap.add_argument("--init", type=Path, help="start from this checkpoint's weights (fine-tune)")
+    ap.add_argument("--context", type=int, default=StudentConfig().context)
+    ap.add_argument(
+        "--init",
+        type=Path,
+        help="start from these weights (fine-tune): a checkpoint .pt or a committed model's "
+        "fp32 .onnx, e.g. models/weights/hayao/hayao.fp32.onnx",
+    )
     a = ap.parse_args(argv)
     return Options(
         style=a.style,
@@ -320,6 +363,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         blocks=a.blocks,
         expansion=a.expansion,
         refine=a.refine,
+        context=a.context,
         init=a.init,
     )
 

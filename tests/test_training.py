@@ -14,6 +14,7 @@ from models.losses import DistillLoss, gradient_l1, ssim_map
 from models.metrics import psnr, ssim
 from models.pairs import load_pairs, scene_groups, split_pairs
 from models.student import Student, StudentConfig, count_parameters
+from models.train import grows
 from models.train import main as train_main
 from tests.conftest import needs_shared
 
@@ -136,3 +137,82 @@ def test_export_serves_int8_when_it_passes_the_gate_and_fp32_when_not(tmp_path: 
     meta = json.loads((tmp_path / "b" / "model.json").read_text())
     assert failed.serve == "fp32" and not meta["gate"]["passed"] and "int8" not in meta["files"]
     assert not (tmp_path / "b" / "b.int8.onnx").exists()
+
+
+def _perturbed(model: Student, seed: int = 0) -> Student:
+    """A student whose zero-initialised layers are no longer zero, as after training."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+def test_a_grown_student_starts_by_computing_what_its_source_did() -> None:
+    source_cfg = StudentConfig((8, 8, 16), 2, 2)
+    source = _perturbed(Student(source_cfg))
+    grown_cfg = StudentConfig((8, 8, 16), 2, 2, refine=1, context=2, context_width=24)
+    assert grows(source_cfg, grown_cfg) and not grows(grown_cfg, source_cfg)
+    assert not grows(source_cfg, StudentConfig((8, 8, 32), 2, 2, context=1))
+    grown = Student(grown_cfg).eval()
+    grown.load_state_dict(source.state_dict(), strict=False)
+    assert grown.multiple == 8 and source.multiple == 4
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(grown(x), source(x)) and not torch.equal(source(x), x)
+
+
+@needs_shared
+def test_training_fine_tunes_a_committed_onnx_model_into_a_grown_one(tmp_path: Path) -> None:
+    config = StudentConfig((8, 8, 16), 1, 2)
+    rng = np.random.default_rng(0)
+    photos = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    info = {"config": config.to_dict(), "training_step": 7, "parameters": 1}
+    export_style(
+        _perturbed(Student(config)),
+        style="src",
+        folder=tmp_path / "src",
+        calibration=photos,
+        validation=photos,
+        multiple=4,
+        info=info,
+    )
+    out = tmp_path / "run"
+    args = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64"]
+    args += ["--val-every", "1", "--val-max-side", "160", "--threads", "1", "--steps", "1"]
+    args += ["--widths", "8", "8", "16", "--blocks", "1", "--expansion", "2", "--context", "1"]
+    train_main([*args, "--init", str(tmp_path / "src" / "src.fp32.onnx")])
+    log = (out / "train.log").read_text()
+    assert "src.fp32.onnx (step 7)" in log and "start: val PSNR" in log
+    state = torch.load(out / "last.pt", weights_only=False)
+    assert state["config"]["context"] == 1 and state["step"] == 1
+    with pytest.raises(SystemExit, match="another architecture"):
+        train_main(
+            [
+                "--style",
+                "shinkai",
+                "--out",
+                str(tmp_path / "bad"),
+                "--threads",
+                "1",
+                "--init",
+                str(tmp_path / "src" / "src.fp32.onnx"),
+            ]
+        )
+
+
+def test_a_context_student_exports_to_int8_with_its_own_multiple(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    photos = [rng.integers(0, 256, (96, 136, 3), dtype=np.uint8) for _ in range(2)]
+    model = _perturbed(Student(StudentConfig((8, 8, 16), 1, 2, context=1, context_width=16)))
+    result = export_style(
+        model,
+        style="c",
+        folder=tmp_path / "c",
+        calibration=photos,
+        validation=photos,
+        multiple=model.multiple,
+        info={"parameters": count_parameters(model)},
+    )
+    meta = json.loads((tmp_path / "c" / "model.json").read_text())
+    assert result.serve == "int8" and meta["multiple"] == 8
