@@ -21,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from models.losses import DistillLoss
@@ -62,6 +63,7 @@ class Options:
     expansion: int
     refine: int = 0
     context: int = 0
+    ema: float = 0.0
     init: Path | None = None
 
 
@@ -237,9 +239,19 @@ def train(opts: Options) -> dict[str, object]:
         # it did, so a fine-tune starts from the source's validation score.
         model.load_state_dict(weights, strict=source == config)
         say(f"initialised from {desc}")
+    # An exponential moving average of the weights, when asked for, is what gets scored and
+    # kept: with 20-odd training photos the raw weights wander from step to step.
+    ema, scored = None, model
+    if opts.ema:
+        average = get_ema_multi_avg_fn(opts.ema)  # type: ignore[no-untyped-call]
+        ema = AveragedModel(model, multi_avg_fn=average)
+        assert isinstance(ema.module, Student)
+        scored = ema.module
     if last.exists():
         state = torch.load(last, weights_only=False)
         model.load_state_dict(state["model"])
+        if ema is not None and "ema" in state:
+            ema.load_state_dict(state["ema"])
         optim.load_state_dict(state["optim"])
         step, elapsed, best = state["step"], state["elapsed"], state["best"]
         rng = state["rng"]
@@ -271,6 +283,8 @@ def train(opts: Options) -> dict[str, object]:
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
+        if ema is not None:
+            ema.update_parameters(model)
         step += 1
         elapsed += time.perf_counter() - t0
         for k, v in parts.items():
@@ -278,7 +292,7 @@ def train(opts: Options) -> dict[str, object]:
         bar.update(1)
         bar.set_postfix({k: f"{v:.4f}" for k, v in running.items()})
         if step % opts.val_every == 0 or step >= opts.steps or elapsed >= budget:
-            scores = evaluate(model, val_images)
+            scores = evaluate(scored, val_images)
             record = {"step": step, "minutes": round(elapsed / 60, 2), **running, **scores}
             metrics_log.write(json.dumps(record) + "\n")
             metrics_log.flush()
@@ -290,10 +304,11 @@ def train(opts: Options) -> dict[str, object]:
             common = {"config": config.to_dict(), "style": opts.style, "step": step, "split": split}
             if scores["psnr"] > best:
                 best = scores["psnr"]
-                save(opts.out / "best.pt", model=model.state_dict(), scores=scores, **common)
+                save(opts.out / "best.pt", model=scored.state_dict(), scores=scores, **common)
             save(
                 last,
                 model=model.state_dict(),
+                **({"ema": ema.state_dict()} if ema is not None else {}),
                 optim=optim.state_dict(),
                 elapsed=elapsed,
                 best=best,
@@ -334,6 +349,9 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--refine", type=int, default=StudentConfig().refine)
     ap.add_argument("--context", type=int, default=StudentConfig().context)
     ap.add_argument(
+        "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
+    )
+    ap.add_argument(
         "--init",
         type=Path,
         help="start from these weights (fine-tune): a checkpoint .pt or a committed model's "
@@ -364,6 +382,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         expansion=a.expansion,
         refine=a.refine,
         context=a.context,
+        ema=a.ema,
         init=a.init,
     )
 

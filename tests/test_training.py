@@ -216,3 +216,22 @@ def test_a_context_student_exports_to_int8_with_its_own_multiple(tmp_path: Path)
     )
     meta = json.loads((tmp_path / "c" / "model.json").read_text())
     assert result.serve == "int8" and meta["multiple"] == 8
+
+
+@needs_shared
+def test_training_with_ema_keeps_the_averaged_weights_and_resumes_them(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64", "--lr", "0.01"]
+    args += ["--val-every", "3", "--val-max-side", "96", "--threads", "1", "--ema", "0.5"]
+    args += ["--widths", "8", "8", "16", "--blocks", "1", "--expansion", "2"]
+    train_main([*args, "--steps", "3"])
+    state = torch.load(out / "last.pt", weights_only=False)
+    best = torch.load(out / "best.pt", weights_only=False)["model"]
+    ema = {k.removeprefix("module."): v for k, v in state["ema"].items()}
+    assert int(ema.pop("n_averaged")) == 3
+    for name in state["model"]:
+        assert torch.equal(best[name], ema[name])
+    assert any(not torch.equal(best[k], v) for k, v in state["model"].items())
+    train_main([*args, "--steps", "4"])
+    resumed = torch.load(out / "last.pt", weights_only=False)["ema"]
+    assert int(resumed["n_averaged"]) == 4
