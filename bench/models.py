@@ -30,7 +30,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 import numpy as np
 
 from core.registry import Registry
-from core.session import make_session
+from core.session import THUMB_INPUT, make_session, thumbnail
 
 SIZES = (512, 1024)
 THREADS = (1, 2)
@@ -71,10 +71,14 @@ def latency(model_file: Path, runs: int, warmup: int) -> dict[tuple[int, int], S
     stats = {}
     for threads in THREADS:
         session = make_session(str(model_file), threads)
-        name = session.get_inputs()[0].name
+        inputs = session.get_inputs()
         for side in SIZES:
             x = rng.uniform(-1, 1, (1, 3, side, side)).astype(np.float32)
-            feed = {name: x}
+            feed = {inputs[0].name: x}
+            if any(i.name == THUMB_INPUT for i in inputs):  # the whole-photo thumbnail input
+                feed[THUMB_INPUT] = thumbnail(
+                    ((x[0].transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)
+                )
             stats[(side, threads)] = measure(lambda s=session, f=feed: s.run(None, f), runs, warmup)
     return stats
 

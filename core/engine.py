@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from PIL import Image
 from core.errors import UnknownStyle
 from core.imageio import DecodedImage, EncodedImage, decode, encode, resize_max_side
 from core.registry import Registry, StyleSpec
-from core.session import RGB, StyleSession
+from core.session import RGB, StyleSession, thumbnail
 from core.tiling import stylize_tiled
 
 if TYPE_CHECKING:
@@ -286,4 +287,5 @@ class Engine:
             return np.asarray(styled, dtype=np.uint8)
         if h * w <= self.config.whole_max_pixels:
             return session.run(rgb)
-        return stylize_tiled(session.run, rgb, tile=self.config.tile)
+        thumb = thumbnail(rgb) if session.wants_thumb else None
+        return stylize_tiled(partial(session.run, thumb=thumb), rgb, tile=self.config.tile)

@@ -15,6 +15,16 @@ from numpy.typing import NDArray
 from core.registry import StyleSpec
 
 RGB = NDArray[np.uint8]
+THUMB_SIDE = 64
+THUMB_INPUT = "thumb"
+
+
+def thumbnail(rgb: RGB) -> NDArray[np.float32]:
+    """The whole photo at 64x64, NCHW in [-1, 1]: the second input of models that grade by
+    whole-photo statistics (a student with `overview`). Every tile of a photo gets the same one."""
+    small = cv2.resize(rgb, (THUMB_SIDE, THUMB_SIDE), interpolation=cv2.INTER_AREA)
+    x = small.astype(np.float32) / 127.5 - 1.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
 def make_session(path: str, threads: int) -> ort.InferenceSession:
@@ -35,9 +45,13 @@ class StyleSession:
         self.spec = spec
         self._session = make_session(str(spec.model_file), threads)
         self._input = self._session.get_inputs()[0].name
+        self.wants_thumb = any(i.name == THUMB_INPUT for i in self._session.get_inputs())
 
-    def run(self, rgb: RGB) -> RGB:
-        """Stylize an RGB uint8 image of any size (padded to the model's multiple by reflection)."""
+    def run(self, rgb: RGB, thumb: NDArray[np.float32] | None = None) -> RGB:
+        """Stylize an RGB uint8 image of any size (padded to the model's multiple by reflection).
+
+        `thumb`: `thumbnail()` of the whole photo when `rgb` is a tile of it; by default the
+        thumbnail of `rgb` itself. Ignored by models without that input."""
         h, w = rgb.shape[:2]
         m = self.spec.multiple
         ph, pw = (-h) % m, (-w) % m
@@ -46,7 +60,10 @@ class StyleSession:
         x *= 1.0 / 127.5
         x -= 1.0
         batch = np.ascontiguousarray(x.transpose(2, 0, 1)[None])
-        y: NDArray[np.float32] = self._session.run(None, {self._input: batch})[0]
+        feeds = {self._input: batch}
+        if self.wants_thumb:
+            feeds[THUMB_INPUT] = thumbnail(rgb) if thumb is None else thumb
+        y: NDArray[np.float32] = self._session.run(None, feeds)[0]
         out = y[0, :, :h, :w].transpose(1, 2, 0)
         out += 1.0
         out *= 127.5

@@ -35,6 +35,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
+from core.session import THUMB_INPUT, THUMB_SIDE, thumbnail
 from models import WEIGHTS_DIR
 from models.metrics import psnr
 from models.pairs import Pair, load_pairs
@@ -46,12 +47,16 @@ OPSET = 17
 
 def export_fp32(model: nn.Module, path: Path, sample_side: int = 256) -> None:
     model.eval()
+    sample = torch.zeros(1, 3, sample_side, sample_side)
+    config = getattr(model, "config", None)
+    two_inputs = bool(getattr(config, "overview", 0))
+    args = (sample, torch.zeros(1, 3, THUMB_SIDE, THUMB_SIDE)) if two_inputs else (sample,)
     with torch.no_grad():
         torch.onnx.export(
             model,
-            (torch.zeros(1, 3, sample_side, sample_side),),
+            args,
             str(path),
-            input_names=["input"],
+            input_names=["input", THUMB_INPUT] if two_inputs else ["input"],
             output_names=["output"],
             dynamic_axes={"input": {2: "height", 3: "width"}, "output": {2: "height", 3: "width"}},
             opset_version=OPSET,
@@ -73,9 +78,17 @@ def from_output(y: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(out.transpose(1, 2, 0)[:h, :w])
 
 
+def feeds(session: ort.InferenceSession, rgb: np.ndarray, multiple: int) -> dict[str, np.ndarray]:
+    """The model's inputs for a photo: the photo, and its thumbnail where the model takes one."""
+    out = {"input": to_input(rgb, multiple)}
+    if any(i.name == THUMB_INPUT for i in session.get_inputs()):
+        out[THUMB_INPUT] = thumbnail(rgb)
+    return out
+
+
 def run_onnx(session: ort.InferenceSession, rgb: np.ndarray, multiple: int) -> np.ndarray:
     h, w = rgb.shape[:2]
-    (y,) = session.run(None, {"input": to_input(rgb, multiple)})
+    (y,) = session.run(None, feeds(session, rgb, multiple))
     return from_output(y, h, w)
 
 
@@ -91,21 +104,24 @@ class PhotoCalibration(CalibrationDataReader):  # type: ignore[misc]
     """Real photos at the sizes the engine serves: whole photos scaled to 512 and 768 px and
     full-resolution 384 px crops, so activation ranges cover both context and detail."""
 
-    def __init__(self, photos: Sequence[np.ndarray], multiple: int, seed: int = 0) -> None:
+    def __init__(
+        self, photos: Sequence[np.ndarray], multiple: int, seed: int = 0, thumbs: bool = False
+    ) -> None:
         rng = np.random.default_rng(seed)
-        batches: list[np.ndarray] = []
+        batches: list[dict[str, np.ndarray]] = []
         for rgb in photos:
+            extra = {THUMB_INPUT: thumbnail(rgb)} if thumbs else {}
             for side in (512, 768):
-                batches.append(to_input(fit(rgb, side), multiple))
+                batches.append({"input": to_input(fit(rgb, side), multiple), **extra})
             h, w = rgb.shape[:2]
             c = min(384, h, w)
             y0, x0 = int(rng.integers(h - c + 1)), int(rng.integers(w - c + 1))
-            batches.append(to_input(rgb[y0 : y0 + c, x0 : x0 + c], multiple))
-        self._it: Iterator[np.ndarray] = iter(batches)
+            crop = to_input(rgb[y0 : y0 + c, x0 : x0 + c], multiple)  # a tile: the whole thumb
+            batches.append({"input": crop, **extra})
+        self._it: Iterator[dict[str, np.ndarray]] = iter(batches)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
-        x = next(self._it, None)
-        return None if x is None else {"input": x}
+        return next(self._it, None)
 
 
 def quantize_int8(fp32: Path, int8: Path, photos: Sequence[np.ndarray], multiple: int) -> None:
@@ -118,13 +134,17 @@ def quantize_int8(fp32: Path, int8: Path, photos: Sequence[np.ndarray], multiple
         quantize_static(
             str(pre),
             str(int8),
-            PhotoCalibration(photos, multiple),
+            PhotoCalibration(photos, multiple, thumbs=takes_thumb(fp32)),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
         )
+
+
+def takes_thumb(path: Path) -> bool:
+    return any(i.name == THUMB_INPUT for i in session(path, threads=1).get_inputs())
 
 
 def session(path: Path, threads: int = 2) -> ort.InferenceSession:

@@ -24,6 +24,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
+from core.session import thumbnail
 from models.losses import DistillLoss
 from models.metrics import psnr, ssim
 from models.pairs import Pair, load_pairs, split_pairs
@@ -63,6 +64,7 @@ class Options:
     expansion: int
     refine: int = 0
     context: int = 0
+    overview: int = 0
     ema: float = 0.0
     init: Path | None = None
 
@@ -81,13 +83,16 @@ class CropSampler:
 
     def __init__(self, pairs: list[Pair], opts: Options, rng: np.random.Generator) -> None:
         self.images = [(read_rgb(p.photo), read_rgb(p.anime)) for p in pairs]
+        # What serving gives an overview model with every tile: the whole photo's thumbnail.
+        self.thumbs = [thumbnail(photo)[0] for photo, _ in self.images]
         self.opts, self.rng = opts, rng
 
-    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+    def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         o = self.opts
-        xs, ys = [], []
+        xs, ys, ts = [], [], []
         for _ in range(o.batch):
-            photo, anime = self.images[int(self.rng.integers(len(self.images)))]
+            index = int(self.rng.integers(len(self.images)))
+            (photo, anime), thumb = self.images[index], self.thumbs[index]
             h, w = photo.shape[:2]
             lo = max(o.scale_min, o.crop / min(h, w))
             scale = float(self.rng.uniform(lo, max(lo, o.scale_max)))
@@ -100,10 +105,11 @@ class CropSampler:
             p = p[y0 : y0 + o.crop, x0 : x0 + o.crop]
             a = a[y0 : y0 + o.crop, x0 : x0 + o.crop]
             if self.rng.random() < 0.5:
-                p, a = p[:, ::-1], a[:, ::-1]
+                p, a, thumb = p[:, ::-1], a[:, ::-1], thumb[:, :, ::-1]
             xs.append(p)
             ys.append(a)
-        return np.stack(xs), np.stack(ys)
+            ts.append(thumb)
+        return np.stack(xs), np.stack(ys), np.ascontiguousarray(np.stack(ts))
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:
@@ -126,7 +132,7 @@ def pad_to_multiple(img: np.ndarray, multiple: int) -> np.ndarray:
 def stylize(model: Student, photo: np.ndarray) -> np.ndarray:
     h, w = photo.shape[:2]
     x = to_tensor(pad_to_multiple(photo, model.multiple)[None])
-    return to_uint8(model(x))[0, :h, :w]
+    return to_uint8(model(x, torch.from_numpy(thumbnail(photo))))[0, :h, :w]
 
 
 def validation_images(pairs: list[Pair], max_side: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -192,8 +198,9 @@ def load_init(path: Path) -> tuple[StudentConfig, dict[str, torch.Tensor], str]:
 
 
 def grows(source: StudentConfig, target: StudentConfig) -> bool:
-    """Whether `target` is `source` plus zero-initialised refinement or context blocks."""
-    grown = replace(source, refine=target.refine)
+    """Whether `target` is `source` plus zero-initialised refinement, context or overview
+    layers."""
+    grown = replace(source, refine=target.refine, overview=max(source.overview, target.overview))
     if source.context == 0:
         grown = replace(grown, context=target.context, context_width=target.context_width)
     return grown == target and source.refine <= target.refine
@@ -224,7 +231,9 @@ def train(opts: Options) -> dict[str, object]:
         log.write(line + "\n")
         log.flush()
 
-    config = StudentConfig(opts.widths, opts.blocks, opts.expansion, opts.refine, opts.context)
+    config = StudentConfig(
+        opts.widths, opts.blocks, opts.expansion, opts.refine, opts.context, overview=opts.overview
+    )
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
     criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
@@ -275,11 +284,11 @@ def train(opts: Options) -> dict[str, object]:
     model.train()
     while step < opts.steps and elapsed < budget:
         t0 = time.perf_counter()
-        x_np, y_np = sampler.sample()
-        x, y = to_tensor(x_np), to_tensor(y_np)
+        x_np, y_np, thumbs = sampler.sample()
+        x, y, t = to_tensor(x_np), to_tensor(y_np), torch.from_numpy(thumbs)
         for group in optim.param_groups:
             group["lr"] = lr_at(step, opts.steps, opts.lr)
-        loss, parts = criterion(model(x), y)
+        loss, parts = criterion(model(x, t), y)
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -348,6 +357,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--expansion", type=int, default=StudentConfig().expansion)
     ap.add_argument("--refine", type=int, default=StudentConfig().refine)
     ap.add_argument("--context", type=int, default=StudentConfig().context)
+    ap.add_argument("--overview", type=int, choices=[0, 1], default=StudentConfig().overview)
     ap.add_argument(
         "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
     )
@@ -382,6 +392,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         expansion=a.expansion,
         refine=a.refine,
         context=a.context,
+        overview=a.overview,
         ema=a.ema,
         init=a.init,
     )

@@ -8,11 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
+from core.registry import Registry
+from core.session import StyleSession, thumbnail
+from core.tiling import stylize_tiled
 from models.export import export_style
 from models.losses import DistillLoss, gradient_l1, ssim_map
 from models.metrics import psnr, ssim
-from models.pairs import load_pairs, scene_groups, split_pairs
+from models.pairs import load_pairs, scene_groups, shared_dir, split_pairs
 from models.student import Student, StudentConfig, count_parameters
 from models.train import grows
 from models.train import main as train_main
@@ -151,7 +155,7 @@ def _perturbed(model: Student, seed: int = 0) -> Student:
 def test_a_grown_student_starts_by_computing_what_its_source_did() -> None:
     source_cfg = StudentConfig((8, 8, 16), 2, 2)
     source = _perturbed(Student(source_cfg))
-    grown_cfg = StudentConfig((8, 8, 16), 2, 2, refine=1, context=2, context_width=24)
+    grown_cfg = StudentConfig((8, 8, 16), 2, 2, 1, context=2, context_width=24, overview=1)
     assert grows(source_cfg, grown_cfg) and not grows(grown_cfg, source_cfg)
     assert not grows(source_cfg, StudentConfig((8, 8, 32), 2, 2, context=1))
     grown = Student(grown_cfg).eval()
@@ -181,11 +185,13 @@ def test_training_fine_tunes_a_committed_onnx_model_into_a_grown_one(tmp_path: P
     args = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64"]
     args += ["--val-every", "1", "--val-max-side", "160", "--threads", "1", "--steps", "1"]
     args += ["--widths", "8", "8", "16", "--blocks", "1", "--expansion", "2", "--context", "1"]
+    args += ["--overview", "1"]
     train_main([*args, "--init", str(tmp_path / "src" / "src.fp32.onnx")])
     log = (out / "train.log").read_text()
     assert "src.fp32.onnx (step 7)" in log and "start: val PSNR" in log
     state = torch.load(out / "last.pt", weights_only=False)
-    assert state["config"]["context"] == 1 and state["step"] == 1
+    assert state["config"]["context"] == 1 and state["config"]["overview"] == 1
+    assert state["step"] == 1
     with pytest.raises(SystemExit, match="another architecture"):
         train_main(
             [
@@ -201,10 +207,14 @@ def test_training_fine_tunes_a_committed_onnx_model_into_a_grown_one(tmp_path: P
         )
 
 
-def test_a_context_student_exports_to_int8_with_its_own_multiple(tmp_path: Path) -> None:
+def test_a_context_and_overview_student_serves_int8_tiles_with_the_whole_photo_thumbnail(
+    tmp_path: Path,
+) -> None:
     rng = np.random.default_rng(1)
     photos = [rng.integers(0, 256, (96, 136, 3), dtype=np.uint8) for _ in range(2)]
-    model = _perturbed(Student(StudentConfig((8, 8, 16), 1, 2, context=1, context_width=16)))
+    config = StudentConfig((8, 8, 16), 1, 2, context=1, context_width=16, overview=1)
+    model = _perturbed(Student(config))
+    info = {"title": "C", "kind": "scene", "architecture": "student", "parameters": 1}
     result = export_style(
         model,
         style="c",
@@ -212,10 +222,31 @@ def test_a_context_student_exports_to_int8_with_its_own_multiple(tmp_path: Path)
         calibration=photos,
         validation=photos,
         multiple=model.multiple,
-        info={"parameters": count_parameters(model)},
+        info=info,
     )
     meta = json.loads((tmp_path / "c" / "model.json").read_text())
     assert result.serve == "int8" and meta["multiple"] == 8
+    session = StyleSession(Registry([tmp_path]).get("c"))
+    assert session.wants_thumb
+    img = (
+        np.asarray(
+            Image.open(next((shared_dir() / "data" / "photos").glob("*.jpg"))).convert("RGB")
+        )
+        if (shared_dir() / "data" / "photos").is_dir()
+        else rng.integers(0, 256, (300, 420, 3), np.uint8)
+    )
+    img = np.ascontiguousarray(img[:300, :420])
+    whole = session.run(img)
+    assert np.array_equal(whole, session.run(img, thumb=thumbnail(img)))
+    # A tile styled with its own thumbnail is graded differently from the same tile styled
+    # with the whole photo's, which is what the whole pass used.
+    tile = np.ascontiguousarray(img[:96, :136])
+    with_whole = session.run(tile, thumb=thumbnail(img)).astype(int)
+    assert not np.array_equal(with_whole, session.run(tile).astype(int))
+    tiled = stylize_tiled(
+        lambda t: session.run(t, thumb=thumbnail(img)), img, tile=160, overlap=16, context=48
+    )
+    assert np.abs(tiled.astype(int) - whole.astype(int)).mean() < 1.0
 
 
 @needs_shared
