@@ -109,7 +109,14 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
             f"{cfg['blocks']} inverted-residual blocks (expansion {cfg['expansion']}) "
             f"at 1/4 resolution, {cfg.get('refine', 0)} refinement blocks at full resolution, "
             f"{cfg.get('context', 0)} dilated context blocks at 1/8 resolution "
-            f"(width {cfg.get('context_width', 96)}), ReLU, no normalisation"
+            f"(width {cfg.get('context_width', 96)}), "
+            + (
+                "an overview branch (64x64 whole-photo thumbnail: feature FiLM and output colour "
+                "gain/offset), "
+                if cfg.get("overview")
+                else ""
+            )
+            + "ReLU, no normalisation"
         ),
         "parameters": f"{meta['parameters']:,}",
         "files": f"{sizes}; served: **{meta['serve']}**",
