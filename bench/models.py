@@ -30,7 +30,7 @@ sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not
 import numpy as np
 
 from core.registry import Registry
-from core.session import THUMB_INPUT, make_session, thumbnail
+from core.session import THUMB_INPUT, make_session, takes_thumb, thumbnail
 
 SIZES = (512, 1024)
 THREADS = (1, 2)
@@ -75,7 +75,7 @@ def latency(model_file: Path, runs: int, warmup: int) -> dict[tuple[int, int], S
         for side in SIZES:
             x = rng.uniform(-1, 1, (1, 3, side, side)).astype(np.float32)
             feed = {inputs[0].name: x}
-            if any(i.name == THUMB_INPUT for i in inputs):  # the whole-photo thumbnail input
+            if takes_thumb(session):  # the whole-photo thumbnail input
                 feed[THUMB_INPUT] = thumbnail(
                     ((x[0].transpose(1, 2, 0) + 1) * 127.5).astype(np.uint8)
                 )

@@ -27,6 +27,11 @@ def thumbnail(rgb: RGB) -> NDArray[np.float32]:
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None])
 
 
+def takes_thumb(session: ort.InferenceSession) -> bool:
+    """Whether the model has the whole-photo `thumb` input besides the photo."""
+    return any(i.name == THUMB_INPUT for i in session.get_inputs())
+
+
 def make_session(path: str, threads: int) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
@@ -45,7 +50,7 @@ class StyleSession:
         self.spec = spec
         self._session = make_session(str(spec.model_file), threads)
         self._input = self._session.get_inputs()[0].name
-        self.wants_thumb = any(i.name == THUMB_INPUT for i in self._session.get_inputs())
+        self.wants_thumb = takes_thumb(self._session)
 
     def run(self, rgb: RGB, thumb: NDArray[np.float32] | None = None) -> RGB:
         """Stylize an RGB uint8 image of any size (padded to the model's multiple by reflection).

@@ -36,7 +36,7 @@ from onnxruntime.quantization import (
 from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
-from core.session import THUMB_INPUT, THUMB_SIDE, thumbnail
+from core.session import THUMB_INPUT, THUMB_SIDE, takes_thumb, thumbnail
 from models import WEIGHTS_DIR
 from models.metrics import psnr
 from models.pairs import Pair, load_pairs
@@ -82,7 +82,7 @@ def from_output(y: np.ndarray, h: int, w: int) -> np.ndarray:
 def feeds(session: ort.InferenceSession, rgb: np.ndarray, multiple: int) -> dict[str, np.ndarray]:
     """The model's inputs for a photo: the photo, and its thumbnail where the model takes one."""
     out = {"input": to_input(rgb, multiple)}
-    if any(i.name == THUMB_INPUT for i in session.get_inputs()):
+    if takes_thumb(session):
         out[THUMB_INPUT] = thumbnail(rgb)
     return out
 
@@ -135,7 +135,7 @@ def quantize_int8(fp32: Path, int8: Path, photos: Sequence[np.ndarray], multiple
         quantize_static(
             str(pre),
             str(int8),
-            PhotoCalibration(photos, multiple, thumbs=takes_thumb(fp32)),
+            PhotoCalibration(photos, multiple, thumbs=takes_thumb(session(fp32, threads=1))),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
@@ -156,10 +156,6 @@ def float_nodes(path: Path) -> list[str]:
     graph = onnx.load(str(path)).graph
     in_float = ("/overview/", "/stem/")
     return [n.name for n in graph.node if n.name.startswith(in_float) or n.name.count("/") == 1]
-
-
-def takes_thumb(path: Path) -> bool:
-    return any(i.name == THUMB_INPUT for i in session(path, threads=1).get_inputs())
 
 
 def session(path: Path, threads: int = 2) -> ort.InferenceSession:
