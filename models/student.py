@@ -25,6 +25,10 @@ class StudentConfig:
     context: int = 0  # dilated blocks at 1/8 resolution: wide context for colour grading
     context_width: int = 96
     overview: int = 0  # 1: a second input, a 64x64 thumbnail of the whole photo (see Overview)
+    # How many decoder convs, deepest first, are linear and start at zero (see Up). 0 is the
+    # first models' layout, whose deepest Up never fired: read from model.json, a missing key
+    # means 0; new models default to 2.
+    linear_up: int = 2
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -41,6 +45,7 @@ class StudentConfig:
             context=int(str(raw.get("context", 0))),
             context_width=int(str(raw.get("context_width", 96))),
             overview=int(str(raw.get("overview", 0))),
+            linear_up=int(str(raw.get("linear_up", 0))),
         )
 
 
@@ -83,12 +88,25 @@ class Up(nn.Module):
     """A 3x3 conv at the lower resolution, bilinear x2, and the encoder's skip added.
 
     Convolving before upsampling costs a quarter of convolving after, and keeps the
-    full-resolution part of the network down to the stem and the head."""
+    full-resolution part of the network down to the stem and the head.
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    `linear`: no ReLU, and the conv starts at zero. With a ReLU, the deepest Up of every model
+    trained before this (hayao, shinkai, face_kpop) went dead early in training: its
+    pre-activation stayed below zero on every training photo, so the whole quarter-resolution
+    body sent nothing to the output and got no gradient. A linear conv cannot die, and
+    starting at zero lets the branch be added to a trained network without changing it."""
+
+    def __init__(self, in_ch: int, out_ch: int, linear: bool = False) -> None:
         super().__init__()
         self.upsample = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
-        self.conv = ConvReLU(in_ch, out_ch)
+        self.conv: nn.Module
+        if linear:
+            conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)  # type: ignore[arg-type]
+            self.conv = nn.Sequential(conv)  # same parameter names as ConvReLU: conv.0.*
+        else:
+            self.conv = ConvReLU(in_ch, out_ch)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
         out: torch.Tensor = self.upsample(self.conv(x))
@@ -169,8 +187,8 @@ class Student(nn.Module):
             else nn.Identity()
         )
         self.overview = Overview(c2) if self.config.overview else None
-        self.up2 = Up(c2, c1)
-        self.up1 = Up(c1, c0)
+        self.up2 = Up(c2, c1, linear=self.config.linear_up >= 1)
+        self.up1 = Up(c1, c0, linear=self.config.linear_up >= 2)
         self.refine = nn.Sequential(
             *[InvertedResidual(c0, 2, zero_init=True) for _ in range(self.config.refine)]
         )

@@ -65,6 +65,7 @@ class Options:
     refine: int = 0
     context: int = 0
     overview: int = 0
+    linear_up: int = StudentConfig().linear_up
     ema: float = 0.0
     init: Path | None = None
 
@@ -206,6 +207,38 @@ def grows(source: StudentConfig, target: StudentConfig) -> bool:
     return grown == target and source.refine <= target.refine
 
 
+DEEP_BRANCH = ("down2.", "body.", "context.", "up2.")
+
+
+def revives(source: StudentConfig, target: StudentConfig) -> bool:
+    """Whether `target` gives `source` a fresh deep branch (any blocks, expansion, context).
+
+    In the old layout (linear_up 0) the deepest Up's ReLU never fired in any trained model, so
+    the quarter-resolution branch added nothing to the output. Behind a linear Up that starts
+    at zero, a new branch starts adding nothing too, while the rest of the network loads as
+    it is; unlike the dead one, it gets gradients."""
+    if source.linear_up != 0 or target.linear_up != 1:
+        return False
+    keeps = replace(
+        target,
+        blocks=source.blocks,
+        expansion=source.expansion,
+        context=source.context,
+        context_width=source.context_width,
+        linear_up=0,
+    )
+    return grows(source, keeps)
+
+
+def init_weights(
+    source: StudentConfig, target: StudentConfig, weights: dict[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """The source weights a grown or revived `target` loads (non-strictly)."""
+    if revives(source, target):
+        return {k: v for k, v in weights.items() if not k.startswith(DEEP_BRANCH)}
+    return weights
+
+
 def save(path: Path, **state: object) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -232,7 +265,13 @@ def train(opts: Options) -> dict[str, object]:
         log.flush()
 
     config = StudentConfig(
-        opts.widths, opts.blocks, opts.expansion, opts.refine, opts.context, overview=opts.overview
+        opts.widths,
+        opts.blocks,
+        opts.expansion,
+        opts.refine,
+        opts.context,
+        overview=opts.overview,
+        linear_up=opts.linear_up,
     )
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
@@ -242,10 +281,12 @@ def train(opts: Options) -> dict[str, object]:
     fresh_init = opts.init is not None and not last.exists()
     if opts.init is not None and fresh_init:
         source, weights, desc = load_init(opts.init)
-        if not grows(source, config):
+        if not grows(source, config) and not revives(source, config):
             raise SystemExit(f"--init {opts.init} has another architecture: {source.to_dict()}")
-        # Added refinement or context blocks start as the identity: the network computes what
-        # it did, so a fine-tune starts from the source's validation score.
+        weights = init_weights(source, config, weights)
+        # Added refinement or context blocks, or a fresh deep branch behind a zero linear Up,
+        # change nothing at first: the network computes what it did, so a fine-tune starts
+        # from the source's validation score.
         model.load_state_dict(weights, strict=source == config)
         say(f"initialised from {desc}")
     # An exponential moving average of the weights, when asked for, is what gets scored and
@@ -276,8 +317,13 @@ def train(opts: Options) -> dict[str, object]:
     sampler = CropSampler(train_pairs, opts, rng)
     val_images = validation_images(val_pairs, opts.val_max_side)
     if fresh_init:
+        # The start point competes for best.pt: a fine-tune that never beats it keeps it, and
+        # `--steps 0` re-packages a model in a new layout (a pruned one, say) for export.
         scores = evaluate(model, val_images)
         say(f"start: val PSNR {scores['psnr']:.2f} dB SSIM {scores['ssim']:.4f}")
+        best = scores["psnr"]
+        common = {"config": config.to_dict(), "style": opts.style, "step": 0, "split": split}
+        save(opts.out / "best.pt", model=model.state_dict(), scores=scores, **common)
     budget = opts.minutes * 60
     bar = tqdm(total=opts.steps, initial=step, desc=opts.style, unit="step", dynamic_ncols=True)
     running: dict[str, float] = {}
@@ -359,6 +405,13 @@ def parse_args(argv: list[str] | None = None) -> Options:
     ap.add_argument("--context", type=int, default=StudentConfig().context)
     ap.add_argument("--overview", type=int, choices=[0, 1], default=StudentConfig().overview)
     ap.add_argument(
+        "--linear-up",
+        type=int,
+        choices=[0, 1, 2],
+        default=StudentConfig().linear_up,
+        help="decoder convs, deepest first, that are linear and start at zero (0: old layout)",
+    )
+    ap.add_argument(
         "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
     )
     ap.add_argument(
@@ -393,6 +446,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         refine=a.refine,
         context=a.context,
         overview=a.overview,
+        linear_up=a.linear_up,
         ema=a.ema,
         init=a.init,
     )

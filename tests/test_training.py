@@ -13,12 +13,13 @@ from PIL import Image
 from core.registry import Registry
 from core.session import StyleSession, thumbnail
 from core.tiling import stylize_tiled
+from models import WEIGHTS_DIR
 from models.export import export_style
 from models.losses import DistillLoss, gradient_l1, ssim_map
 from models.metrics import psnr, ssim
 from models.pairs import load_pairs, scene_groups, shared_dir, split_pairs
 from models.student import Student, StudentConfig, count_parameters
-from models.train import grows
+from models.train import grows, init_weights, load_init, revives
 from models.train import main as train_main
 from tests.conftest import needs_shared
 
@@ -152,6 +153,21 @@ def _perturbed(model: Student, seed: int = 0) -> Student:
     return model.eval()
 
 
+def _commit(model: Student, folder: Path) -> None:
+    """Export `model` as a committed style named after `folder` (model.json says step 7)."""
+    photos = [np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)]
+    info = {"config": model.config.to_dict(), "training_step": 7, "parameters": 1}
+    export_style(
+        model,
+        style=folder.name,
+        folder=folder,
+        calibration=photos,
+        validation=photos,
+        multiple=model.multiple,
+        info=info,
+    )
+
+
 def test_a_grown_student_starts_by_computing_what_its_source_did() -> None:
     source_cfg = StudentConfig((8, 8, 16), 2, 2)
     source = _perturbed(Student(source_cfg))
@@ -166,21 +182,43 @@ def test_a_grown_student_starts_by_computing_what_its_source_did() -> None:
         assert torch.equal(grown(x), source(x)) and not torch.equal(source(x), x)
 
 
+def test_a_dead_deep_branch_is_replaced_by_a_live_one_that_starts_at_zero() -> None:
+    """The first models' deepest Up never fired (ReLU), so their quarter-resolution body sent
+    nothing to the output and learned nothing; `revives` swaps in a fresh body behind a linear
+    Up that starts at zero: same output at first, and gradients from the first step on."""
+    old_cfg = StudentConfig((8, 8, 16), 2, 2, overview=1, linear_up=0)
+    old = _perturbed(Student(old_cfg))
+    with torch.no_grad():
+        old.up2.conv[0].bias.fill_(-100.0)  # pre-activation below zero everywhere
+    new_cfg = StudentConfig((8, 8, 16), 1, 3, overview=1, linear_up=1)
+    assert revives(old_cfg, new_cfg) and not revives(new_cfg, old_cfg)
+    assert not revives(old_cfg, StudentConfig((8, 8, 16), 1, 3, overview=1, linear_up=2))
+    assert not revives(old_cfg, StudentConfig((8, 8, 32), 1, 3, overview=1, linear_up=1))
+    new = Student(new_cfg)
+    new.load_state_dict(init_weights(old_cfg, new_cfg, old.state_dict()), strict=False)
+    x = torch.rand(2, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(new.eval()(x), old(x)) and not torch.equal(old(x), x)
+    target = torch.rand_like(x) * 2 - 1
+
+    def step(model: Student) -> None:
+        model.train().zero_grad()
+        (model(x) - target).abs().mean().backward()
+
+    step(old)
+    assert all(p.grad is None or not p.grad.any() for p in old.body.parameters())
+    step(new)
+    up2 = new.up2.conv[0].weight
+    assert up2.grad is not None and up2.grad.abs().sum() > 0
+    torch.optim.SGD(new.parameters(), lr=0.1).step()
+    step(new)
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in new.body.parameters())
+
+
 @needs_shared
 def test_training_fine_tunes_a_committed_onnx_model_into_a_grown_one(tmp_path: Path) -> None:
     config = StudentConfig((8, 8, 16), 1, 2)
-    rng = np.random.default_rng(0)
-    photos = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)]
-    info = {"config": config.to_dict(), "training_step": 7, "parameters": 1}
-    export_style(
-        _perturbed(Student(config)),
-        style="src",
-        folder=tmp_path / "src",
-        calibration=photos,
-        validation=photos,
-        multiple=4,
-        info=info,
-    )
+    _commit(_perturbed(Student(config)), tmp_path / "src")
     out = tmp_path / "run"
     args = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64"]
     args += ["--val-every", "1", "--val-max-side", "160", "--threads", "1", "--steps", "1"]
@@ -205,6 +243,27 @@ def test_training_fine_tunes_a_committed_onnx_model_into_a_grown_one(tmp_path: P
                 str(tmp_path / "src" / "src.fp32.onnx"),
             ]
         )
+
+
+@needs_shared
+def test_zero_steps_repackage_an_old_layout_model_without_its_dead_body(tmp_path: Path) -> None:
+    old_cfg = StudentConfig((8, 8, 16), 2, 2, linear_up=0)
+    old = _perturbed(Student(old_cfg))
+    with torch.no_grad():
+        old.up2.conv[0].bias.fill_(-100.0)  # the dead deepest Up of the first models
+    _commit(old, tmp_path / "old")
+    out = tmp_path / "run"
+    args = ["--style", "shinkai", "--out", str(out), "--val-max-side", "160", "--threads", "1"]
+    args += ["--widths", "8", "8", "16", "--blocks", "0", "--expansion", "2", "--steps", "0"]
+    train_main([*args, "--linear-up", "1", "--init", str(tmp_path / "old" / "old.fp32.onnx")])
+    best = torch.load(out / "best.pt", weights_only=False)
+    assert best["step"] == 0 and best["config"]["blocks"] == 0 and best["config"]["linear_up"] == 1
+    pruned = Student(StudentConfig.from_dict(best["config"])).eval()
+    pruned.load_state_dict(best["model"])
+    assert count_parameters(pruned) < count_parameters(old)
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert torch.allclose(pruned(x), old(x), atol=1e-6)
 
 
 def test_a_context_and_overview_student_serves_int8_tiles_with_the_whole_photo_thumbnail(
@@ -266,3 +325,20 @@ def test_training_with_ema_keeps_the_averaged_weights_and_resumes_them(tmp_path:
     train_main([*args, "--steps", "4"])
     resumed = torch.load(out / "last.pt", weights_only=False)["ema"]
     assert int(resumed["n_averaged"]) == 4
+
+
+def test_the_shipped_hayao_uses_its_quarter_resolution_body() -> None:
+    """The first models' body never reached the output (see models/student.py: Up). Without
+    its deepest decoder conv, the shipped hayao must compute something else: measured 1.4
+    levels of mean absolute change on this input, 0.2 dB and 0.007 SSIM on validation."""
+    config, weights, _ = load_init(WEIGHTS_DIR / "hayao" / "hayao.fp32.onnx")
+    assert config.linear_up >= 1 and config.blocks > 0
+    model = Student(config).eval()
+    model.load_state_dict(weights)
+    x = torch.rand(1, 3, 128, 128, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.no_grad():
+        y = model(x)
+        model.up2.conv[0].weight.zero_()
+        model.up2.conv[0].bias.zero_()
+        change = (model(x) - y).abs().mean().item() * 127.5
+    assert change > 0.5
