@@ -54,6 +54,13 @@ class EngineConfig:
     face_size: int = 512
     jpeg_quality: int = 92
 
+    @property
+    def spin(self) -> bool:
+        """Busy-wait between operators only when each job has threads to keep and every job's
+        threads fit the cores: then nothing else needs the cycles a spinning thread burns."""
+        cores = os.cpu_count() or 1
+        return self.threads_per_job > 1 and self.workers * self.threads_per_job <= cores
+
 
 @dataclass(frozen=True)
 class Timings:
@@ -114,7 +121,9 @@ class Engine:
     def session(self, spec: StyleSpec) -> StyleSession:
         with self._lock:
             if spec.name not in self._sessions:
-                self._sessions[spec.name] = StyleSession(spec, self.config.threads_per_job)
+                self._sessions[spec.name] = StyleSession(
+                    spec, self.config.threads_per_job, self.config.spin
+                )
             return self._sessions[spec.name]
 
     def detector(self) -> FaceDetector:

@@ -32,23 +32,28 @@ def takes_thumb(session: ort.InferenceSession) -> bool:
     return any(i.name == THUMB_INPUT for i in session.get_inputs())
 
 
-def make_session(path: str, threads: int) -> ort.InferenceSession:
+def make_session(path: str, threads: int, spin: bool = False) -> ort.InferenceSession:
+    """`spin`: let the intra-op threads busy-wait between operators (ONNX Runtime's default).
+    With two threads on one 512 px image it cut latency from 128 to 90 ms here (the model runs
+    ~100 short operators, and waking a sleeping thread for each one costs more than the work on
+    these virtual CPUs), but spinning threads burn cores that other jobs need: only worth it
+    when jobs x threads fit the cores (see EngineConfig.spin)."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    # No busy-waiting threads: two jobs share two cores. The memory arena stays on: without it
-    # every large tensor is a fresh mmap and its page faults doubled inference time (measured
-    # 241 -> 448 ms at 1280x853); the engine's tiling bounds what the arena can grow to.
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # The memory arena stays on: without it every large tensor is a fresh mmap and its page
+    # faults doubled inference time (measured 241 -> 448 ms at 1280x853); the engine's tiling
+    # bounds what the arena can grow to.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
 
 class StyleSession:
-    def __init__(self, spec: StyleSpec, threads: int = 1) -> None:
+    def __init__(self, spec: StyleSpec, threads: int = 1, spin: bool = False) -> None:
         self.spec = spec
-        self._session = make_session(str(spec.model_file), threads)
+        self._session = make_session(str(spec.model_file), threads, spin)
         self._input = self._session.get_inputs()[0].name
         self.wants_thumb = takes_thumb(self._session)
 

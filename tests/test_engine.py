@@ -127,3 +127,13 @@ sys.exit(1 if leaked else 0)
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert list(tmp_path.glob("face_single_lowlight_*.png"))
+
+
+def test_threads_spin_only_when_every_jobs_threads_fit_the_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    assert not EngineConfig(workers=4, threads_per_job=1).spin  # one thread: nothing to spin
+    assert EngineConfig(workers=2, threads_per_job=2).spin
+    assert EngineConfig(workers=1, threads_per_job=4).spin
+    assert not EngineConfig(workers=3, threads_per_job=2).spin  # 6 threads on 4 cores
