@@ -98,6 +98,14 @@ def write_card(
     return path
 
 
+_DECODER = {
+    0: "ReLU decoder convs (the deepest never fired in training, so the 1/4-resolution blocks "
+    "add nothing to the output: see `models/student.py: Up`), ",
+    1: "a linear deepest decoder conv, ",
+    2: "linear decoder convs, ",
+}
+
+
 def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
     cfg, gate = meta["config"], meta["gate"]
     split = meta["split"]
@@ -108,8 +116,13 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
             f"residual U-Net student (`models/student.py`): widths {cfg['widths']}, "
             f"{cfg['blocks']} inverted-residual blocks (expansion {cfg['expansion']}) "
             f"at 1/4 resolution, {cfg.get('refine', 0)} refinement blocks at full resolution, "
-            f"{cfg.get('context', 0)} dilated context blocks at 1/8 resolution "
-            f"(width {cfg.get('context_width', 96)}), "
+            + (
+                f"{cfg['context']} dilated context blocks at 1/8 resolution "
+                f"(width {cfg.get('context_width', 96)}), "
+                if cfg.get("context")
+                else ""
+            )
+            + _DECODER[int(cfg.get("linear_up", 0))]
             + (
                 "an overview branch (64x64 whole-photo thumbnail: feature FiLM and output colour "
                 "gain/offset), "
