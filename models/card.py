@@ -65,9 +65,10 @@ def training_summary(run: Path) -> dict[str, object]:
     minutes = sum(float(m) for _, m in finished[-1:]) if finished else None
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     threads = re.findall(r" threads=(\d+) ", log)  # older logs did not say: those ran on 1
+    last = records[-1] if records else {"step": 0, "minutes": 0.0}  # `--steps 0`: re-packaged
     return {
-        "steps": records[-1]["step"],
-        "minutes": minutes or records[-1]["minutes"],
+        "steps": last["step"],
+        "minutes": minutes or last["minutes"],
         "threads": int(threads[-1]) if threads else 1,
     }
 
