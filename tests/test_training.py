@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from PIL import Image
@@ -349,8 +350,6 @@ def test_int8_export_keeps_the_stem_head_and_overview_float_and_quantizes_the_re
 ) -> None:
     """The stem's 8-bit steps showed in the picture (INT8 vs fp32 38.4 dB, 50.4 dB with it in
     float) and a 3-channel head is slower in INT8: see models/export.py: float_nodes."""
-    import onnx
-
     config = StudentConfig((8, 8, 16), 1, 2, refine=1, overview=1)
     _commit(_perturbed(Student(config)), tmp_path / "q")
     graph = onnx.load(str(tmp_path / "q" / "q.int8.onnx")).graph
