@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -73,9 +74,15 @@ class Tx:
 class SqlConnection:
     """The single shared connection; hand out `Tx` only while holding the lock."""
 
-    def __init__(self, conn: aiosqlite.Connection, path: Path) -> None:
+    def __init__(
+        self,
+        conn: aiosqlite.Connection,
+        path: Path,
+        busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+    ) -> None:
         self._conn = conn
         self._lock = asyncio.Lock()
+        self._busy_timeout_ms = busy_timeout_ms
         self.path = path
 
     @classmethod
@@ -91,19 +98,19 @@ class SqlConnection:
         try:
             conn.row_factory = sqlite3.Row
             if wal:
-                await _enable_wal(conn)
+                await _enable_wal(conn, busy_timeout_ms)
             await _scalar(conn, "PRAGMA synchronous=NORMAL")
             await _scalar(conn, "PRAGMA foreign_keys=ON")
             await _scalar(conn, f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         except BaseException:
             await run_to_completion(conn.close())
             raise
-        return cls(conn, path)
+        return cls(conn, path, busy_timeout_ms)
 
     async def enable_wal(self) -> None:
         """Switch the file to write-ahead logging (persistent; readers never block writers)."""
         async with self._lock:
-            await _enable_wal(self._conn)
+            await _enable_wal(self._conn, self._busy_timeout_ms)
 
     async def close(self, *, optimize: bool = True) -> None:
         """Wait for any user of the connection, let SQLite refresh statistics, close.
@@ -166,10 +173,36 @@ class SqlConnection:
             return await _scalar(self._conn, sql, params)
 
 
-async def _enable_wal(conn: aiosqlite.Connection) -> None:
-    mode = await _scalar(conn, "PRAGMA journal_mode=WAL")
-    if str(mode).lower() != "wal":
-        raise sqlite3.OperationalError(f"could not enable WAL (got {mode!r})")
+async def _enable_wal(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL, waiting out another connection that holds the file meanwhile.
+
+    SQLite does not call the busy handler on every path of a journal-mode change (two
+    processes opening a fresh file at once get SQLITE_BUSY at once), so retry here, within
+    the same busy timeout. A file already in WAL needs no write at all.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    delay = 0.005
+    while True:
+        try:
+            if str(await _scalar(conn, "PRAGMA journal_mode")).lower() == "wal":
+                return
+            mode = await _scalar(conn, "PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc) or time.monotonic() + delay > deadline:
+                raise
+            await asyncio.sleep(delay)  # back off; not synchronisation, the lock holder decides
+            delay = min(delay * 2, 0.2)
+            continue
+        if str(mode).lower() != "wal":
+            raise sqlite3.OperationalError(f"could not enable WAL (got {mode!r})")
+        return
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is None:  # older Python without error codes on exceptions
+        return "locked" in str(exc) or "busy" in str(exc)
+    return int(code) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 async def _scalar(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> Any:

@@ -161,3 +161,45 @@ async def test_two_processes_opening_a_fresh_file_agree(db_path: Path) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+async def test_opening_waits_out_another_process_that_holds_the_fresh_file(
+    db_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite answers the WAL switch with SQLITE_BUSY at once (no busy handler) while another
+    connection holds the write lock: the race two bot processes hit on a fresh file."""
+    import storage.connection as connection
+
+    db_path.parent.mkdir(parents=True)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # the other process, mid-way through its own open
+    busy_seen: list[bool] = []
+    real_is_busy = connection._is_busy
+
+    def release_on_first_busy(exc: sqlite3.OperationalError) -> bool:
+        busy_seen.append(real_is_busy(exc))
+        if holder.in_transaction:
+            holder.execute("COMMIT")  # the other process finishes; our retry must succeed
+        return busy_seen[-1]
+
+    monkeypatch.setattr(connection, "_is_busy", release_on_first_busy)
+    try:
+        async with await Database.open(db_path) as db:
+            assert await db.schema_version() == LATEST_VERSION
+            assert await db._sql.scalar("PRAGMA journal_mode") == "wal"
+    finally:
+        holder.close()
+    assert busy_seen and busy_seen[0]  # the open did meet the held lock
+
+
+async def test_a_file_held_past_the_busy_timeout_is_refused_with_sqlite_busy(
+    db_path: Path,
+) -> None:
+    db_path.parent.mkdir(parents=True)
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await Database.open(db_path, busy_timeout_ms=50)
+    finally:
+        holder.close()
