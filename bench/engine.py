@@ -1,12 +1,15 @@
 """End-to-end engine figures against the targets, with their baselines measured in the same run.
 
     python bench/engine.py [--quick] [--models-dir DIR] [--style NAME] [--runs N] [--format F]
+                           [--tile-max-pixels N]
 
 1. Latency of `Engine.convert_sync` on encoded photo bytes (decode → faces → stylize → blend →
    encode; JPEG out as the bots and the web page send it, `--format png` as the CLI writes it):
    a 1280 px scene photo without faces, a one-face portrait with its long side at 1280 px and
    the 6-face group photo; median and p95 with the per-stage breakdown. Baseline: the I/O
-   floor of the same photo (decode + encode, no network).
+   floor of the same photo (decode + encode, no network). Then the scene photo at 1920 px
+   (2.5 MP) and 4000 px (12 MP), which the engine stylizes in tiles: their inference time per
+   megapixel against the 1280 px photo's single pass shows what tiling costs.
 2. Throughput at 512 px with 1, 2 and 4 concurrent jobs (`await Engine.convert`, one intra-op
    thread per job, as the service runs it).
 3. Peak RSS of a fresh child process converting a 4 MP and a 12 MP photo (the scene photo
@@ -52,6 +55,7 @@ FACE = "face_single_lowlight.jpg"
 GROUP = "multi_face_group6_frontal.jpg"
 STAGES = ("decode_ms", "detect_ms", "infer_ms", "blend_ms", "encode_ms")
 RSS_SIZES = {"4MP": (2309, 1732), "12MP": (4000, 3000)}
+LARGE_SIDES = (1920, 4000)  # tiled: above EngineConfig.whole_max_pixels
 TARGETS = {
     "no_faces_ms": 400.0,
     "one_face_ms": 600.0,
@@ -93,7 +97,17 @@ def models_args(args: argparse.Namespace) -> list[str]:
         out += ["--models-dir", str(d)]
     if args.style:
         out += ["--style", args.style]
+    if args.tile_max_pixels:
+        out += ["--tile-max-pixels", str(args.tile_max_pixels)]
     return out
+
+
+def engine_config(args: argparse.Namespace, workers: int = 1) -> EngineConfig:
+    if args.tile_max_pixels:
+        return EngineConfig(
+            workers=workers, threads_per_job=1, tile_max_pixels=args.tile_max_pixels
+        )
+    return EngineConfig(workers=workers, threads_per_job=1)
 
 
 # --------------------------------------------------------------------------- 1. latency
@@ -169,7 +183,7 @@ def throughput(registry: Registry, style: str, data: bytes, per_job: int) -> dic
 def rss_child(args: argparse.Namespace) -> int:
     """Import, build the engine, load what a conversion uses; then convert `--image` if given."""
     registry = registry_from(args)
-    engine = Engine(registry, EngineConfig(workers=1, threads_per_job=1))
+    engine = Engine(registry, engine_config(args))
     spec = engine.resolve(args.style)
     engine.session(spec)
     face = registry.face_model_for(spec)
@@ -215,6 +229,11 @@ def rss(args: argparse.Namespace, scene: np.ndarray, tmp: Path) -> dict[str, flo
 # --------------------------------------------------------------------------- report
 
 
+def megapixels(size: str) -> float:
+    w, h = (int(v) for v in size.split("x"))
+    return w * h / 1e6
+
+
 def verdict(ok: bool) -> str:
     return "ok" if ok else "MISS"
 
@@ -238,6 +257,16 @@ def report(
     ]
     print_table(head, rows)
     print("(stages are medians; io floor = decode + encode of the same photo, no network)")
+    one_pass = next(x for x in lat if x.label == "scene")
+    base = one_pass.stages["infer_ms"] / megapixels(one_pass.size)
+    print("\n## Inference per megapixel, tiled vs the 1280 px scene's single pass")
+    rows = [
+        [x.label, x.size, f"{per_mp:.0f}", f"{per_mp / base:.2f}x"]
+        for x in lat
+        if x.label.startswith("scene")
+        for per_mp in [x.stages["infer_ms"] / megapixels(x.size)]
+    ]
+    print_table(["photo", "size", "infer ms/MP", "vs one pass"], rows)
     print("\n## Throughput at 512 px (one intra-op thread per job)")
     print_table(["jobs", "images/s"], [[str(j), f"{v:.1f}"] for j, v in ips.items()])
     print("\n## Peak RSS of a fresh child process")
@@ -277,6 +306,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--format", default="jpeg", choices=["jpeg", "png", "webp"], help="output")
     ap.add_argument("--models-dir", type=Path, action="append", help="styles from DIR only")
     ap.add_argument("--style", default=None, help="scene style (default: the registry default)")
+    ap.add_argument(
+        "--tile-max-pixels", type=int, default=None, help="tile budget (EngineConfig default)"
+    )
     ap.add_argument("--rss-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--rss-probe", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--image", default=None, help=argparse.SUPPRESS)
@@ -290,12 +322,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     runs = args.runs or (3 if args.quick else 10)
     registry = registry_from(args)
-    engine = Engine(registry, EngineConfig(workers=1, threads_per_job=1))
+    engine = Engine(registry, engine_config(args))
     style = engine.resolve(args.style).name
     face = registry.face_model_for(engine.resolve(style))
     print(
         f"# style {style}, face model {face.name if face else 'none'}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.2f}; {runs} runs"
+        f"load average {os.getloadavg()[0]:.2f}; {runs} runs; "
+        f"tiles of at most {engine.config.tile_max_pixels:,} px"
         + ("  (QUICK: too few runs for real figures)" if args.quick else "")
     )
     scene = decode(PHOTOS / SCENE).rgb
@@ -305,6 +338,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "6 faces": (PHOTOS / GROUP).read_bytes(),
     }
     lat = [latency(engine, style, label, data, runs, args.format) for label, data in photos.items()]
+    large = {f"scene {side} px": jpeg_bytes(long_side(scene, side)) for side in LARGE_SIDES}
+    few = max(2, runs // 3)
+    lat += [latency(engine, style, label, data, few, args.format) for label, data in large.items()]
     ips = throughput(registry, style, jpeg_bytes(long_side(scene, 512)), 3 if args.quick else 12)
     with tempfile.TemporaryDirectory() as tmp:
         mem = rss(args, scene, Path(tmp))

@@ -26,7 +26,7 @@ from core.errors import UnknownStyle
 from core.imageio import DecodedImage, EncodedImage, decode, encode, resize_max_side
 from core.registry import Registry, StyleSpec
 from core.session import RGB, StyleSession, thumbnail
-from core.tiling import stylize_tiled
+from core.tiling import plan_tile, stylize_tiled
 
 if TYPE_CHECKING:
     from core.faces import FaceDetector
@@ -45,9 +45,14 @@ class EngineConfig:
     min_infer_side: int = 256  # smaller inputs are upscaled for the network, then back
     # Activations cost ~300 bytes per pixel and ONNX Runtime's arena keeps its high-water mark:
     # photos up to `whole_max_pixels` (1280x960, every Telegram photo) run in one pass, larger
-    # ones in `tile` px tiles (measured peak RSS: 12 MP 535 MB).
+    # ones in tiles of at most `tile_max_pixels`, context included, shaped by `plan_tile` to
+    # compute few pixels twice. The budget trades time for memory (`bench/engine.py
+    # --tile-max-pixels N`: infer time per MP of a 1920x1280 / 4000x2666 photo against a
+    # single pass; 12 MP peak RSS): 1.25 MP tiles 1.25x / 1.33x, 802 MB; 0.6 MP tiles 1.40x /
+    # 1.48x, 515 MB. The fixed 640 px squares used before took 1.9x as long as 0.6 MP
+    # planned tiles on the 1920x1280 photo.
     whole_max_pixels: int = 1_250_000
-    tile: int = 640
+    tile_max_pixels: int = 600_000
     max_pixels: int = 40_000_000
     max_bytes: int = 50 * 1024 * 1024
     min_side: int = 16
@@ -297,4 +302,5 @@ class Engine:
         if h * w <= self.config.whole_max_pixels:
             return session.run(rgb)
         thumb = thumbnail(rgb) if session.wants_thumb else None
-        return stylize_tiled(partial(session.run, thumb=thumb), rgb, tile=self.config.tile)
+        tile = plan_tile(h, w, self.config.tile_max_pixels, multiple=session.spec.multiple)
+        return stylize_tiled(partial(session.run, thumb=thumb), rgb, tile=tile)

@@ -13,7 +13,15 @@ import pytest
 from core.engine import Engine, EngineConfig
 from core.imageio import decode, encode
 from core.registry import Registry
-from core.tiling import ramp_weights, spans, stylize_tiled
+from core.tiling import (
+    CONTEXT,
+    OVERLAP,
+    plan_tile,
+    ramp_weights,
+    spans,
+    stylize_tiled,
+    window,
+)
 from models import WEIGHTS_DIR
 from models.pairs import PROJECT_ROOT
 
@@ -42,16 +50,50 @@ def test_tile_weights_cover_every_pixel_exactly_once(length: int, tile: int, ove
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
 
+def computed_pixels(length: int, tile: int) -> list[int]:
+    """Length of each tile along one axis with the context the tiler runs it with."""
+    return [b - a for a, b in (window(*s, length, CONTEXT) for s in spans(length, tile, OVERLAP))]
+
+
+@pytest.mark.parametrize(
+    ("h", "w", "budget", "most"),
+    [
+        (1920, 1280, 600_000, 1.45),  # the engine's budget; fixed 640 px tiles: 2.45x
+        (3000, 4000, 600_000, 1.5),
+        (1920, 1280, 1_250_000, 1.2),
+        (600, 900, 100_000, 2.8),  # small tiles: context is a large share of each
+    ],
+)
+def test_planned_tiles_fit_the_budget_and_compute_little_twice(
+    h: int, w: int, budget: int, most: float
+) -> None:
+    th, tw = plan_tile(h, w, budget)
+    tall, wide = computed_pixels(h, th), computed_pixels(w, tw)
+    assert max(tall) * max(wide) <= budget  # every tile, context included
+    assert th % 8 == 0 and tw % 8 == 0
+    assert sum(tall) * sum(wide) <= most * h * w
+    square = int(budget**0.5) - 2 * CONTEXT  # the fixed square grid of the same budget
+    assert sum(tall) * sum(wide) < sum(computed_pixels(h, square)) * sum(computed_pixels(w, square))
+
+
+def test_a_budget_below_the_smallest_tile_gets_the_smallest_tile() -> None:
+    assert plan_tile(1000, 50, 100) == (4 * OVERLAP, 50)
+
+
 def test_tiling_an_identity_is_lossless() -> None:
     img = photo(700, 1100)
     out = stylize_tiled(lambda x: x, img, tile=256, overlap=32, context=16)
+    np.testing.assert_array_equal(out, img)
+    out = stylize_tiled(lambda x: x, img, tile=plan_tile(700, 1100, 200_000))
     np.testing.assert_array_equal(out, img)
 
 
 def test_tiled_result_matches_the_whole_image_pass(engine: Engine) -> None:
     """With enough context around each tile, and the whole photo's thumbnail for models that
     grade by it, the engine's tiles blend into what one pass would give."""
-    tiling = Engine(engine.registry, EngineConfig(workers=1, whole_max_pixels=100_000, tile=320))
+    tiling = Engine(
+        engine.registry, EngineConfig(workers=1, whole_max_pixels=100_000, tile_max_pixels=100_000)
+    )
     session = tiling.session(tiling.resolve("hayao"))
     img = photo(600, 900, seed=3)
     whole = session.run(img).astype(np.int16)
