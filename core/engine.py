@@ -3,6 +3,10 @@
 Models are loaded once. Work is admitted through an `asyncio.Semaphore` (one slot per worker)
 and runs in a thread pool, so the event loop only awaits. ONNX Runtime and OpenCV release the
 GIL, so worker threads really run in parallel.
+
+A job that finds other slots free borrows them and splits its inference into that many tiles
+run side by side (faces too), so one person on an idle bot gets every core; under load no
+slot is free and each job runs on its own core, which is what throughput wants.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import asyncio
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -26,13 +30,15 @@ from core.errors import UnknownStyle
 from core.imageio import DecodedImage, EncodedImage, decode, encode, resize_max_side
 from core.registry import Registry, StyleSpec
 from core.session import RGB, StyleSession, thumbnail
-from core.tiling import plan_tile, stylize_tiled
+from core.tiling import OVERLAP, MapFn, plan_tile, stylize_tiled
 
 if TYPE_CHECKING:
     from core.faces import FaceDetector
 
 # Bump when the pipeline changes what it produces for the same model files (cache keys use it).
-PIPELINE_VERSION = "p1"
+# p2: tile grid planned per photo. Whether a photo was split across idle cores changes its
+# pixels by well under one level on average (seams are cross-faded), so that is not keyed.
+PIPELINE_VERSION = "p2"
 
 ImageInput = bytes | bytearray | memoryview | Path | Image.Image | np.ndarray | DecodedImage
 
@@ -53,6 +59,8 @@ class EngineConfig:
     # planned tiles on the 1920x1280 photo.
     whole_max_pixels: int = 1_250_000
     tile_max_pixels: int = 600_000
+    # photos at least this large are split across the slots a job could borrow
+    split_min_pixels: int = 250_000
     max_pixels: int = 40_000_000
     max_bytes: int = 50 * 1024 * 1024
     min_side: int = 16
@@ -115,6 +123,8 @@ class Engine:
         self._decoders = ThreadPoolExecutor(
             self.config.workers, thread_name_prefix="animebot-decode"
         )
+        # Tiles and faces of one job run here, side by side, when it holds more than one slot.
+        self._helpers = ThreadPoolExecutor(self.config.workers, thread_name_prefix="animebot-tile")
         self._slots: asyncio.Semaphore | None = None
         self._sessions: dict[str, StyleSession] = {}
         self._detector: FaceDetector | None = None
@@ -190,7 +200,9 @@ class Engine:
         fmt: str = "png",
         max_side: int | None = None,
     ) -> Conversion:
-        async with self._semaphore():
+        slots = self._semaphore()
+        async with slots:
+            extra = await self._borrow_idle_slots(slots, image)
             self.active += 1
             try:
                 result: Conversion = await self.run_in_pool(
@@ -201,16 +213,33 @@ class Engine:
                         side_by_side=side_by_side,
                         fmt=fmt,
                         max_side=max_side,
+                        parts=1 + extra,
                     )
                 )
                 return result
             finally:
                 self.active -= 1
+                for _ in range(extra):
+                    slots.release()
+
+    async def _borrow_idle_slots(self, slots: asyncio.Semaphore, image: ImageInput) -> int:
+        """Take every slot nobody is waiting for, unless the photo is known to be too small to
+        split. Never waits: acquiring an unlocked asyncio.Semaphore returns at once."""
+        if isinstance(image, DecodedImage) and image.width * image.height < (
+            self.config.split_min_pixels
+        ):
+            return 0
+        taken = 0
+        while taken < self.config.workers - 1 and not slots.locked():
+            await slots.acquire()
+            taken += 1
+        return taken
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, self._pool.shutdown)
         await loop.run_in_executor(None, self._decoders.shutdown)
+        await loop.run_in_executor(None, self._helpers.shutdown)
 
     # -- the pipeline (runs in a worker thread) -------------------------------------------------
 
@@ -229,7 +258,12 @@ class Engine:
         side_by_side: bool = False,
         fmt: str = "png",
         max_side: int | None = None,
+        parts: int | None = None,
     ) -> Conversion:
+        """The whole pipeline on the calling thread. `parts`: how many cores this job may use
+        (tiles and faces side by side); default every worker, for callers that convert one
+        photo at a time (the CLI, `core.convert`)."""
+        parts = self.config.workers if parts is None else max(1, min(parts, self.config.workers))
         clock = _Clock()
         spec = self.resolve(style)
         decoded = self._decode(image)
@@ -246,23 +280,31 @@ class Engine:
         if face_spec is not None:
             found = self.detector().detect(rgb)
             clock.lap("detect")
-        styled = self._stylize(self.session(spec), rgb)
+        styled = self._stylize(self.session(spec), rgb, parts)
         clock.lap("infer")
         if found and face_spec is not None:
             from core.face2paint import face2paint
 
             face_session = self.session(face_spec)
-            infer_ms = 0.0
+            spans: list[tuple[float, float]] = []  # appended from helper threads
 
             def stylize_face(crop: RGB) -> RGB:
-                nonlocal infer_ms
                 t = time.perf_counter()
                 out = face_session.run(crop)
-                infer_ms += (time.perf_counter() - t) * 1000
+                spans.append((t, time.perf_counter()))
                 return out
 
-            styled = face2paint(rgb, styled, found, stylize_face, face_size=self.config.face_size)
+            styled = face2paint(
+                rgb,
+                styled,
+                found,
+                stylize_face,
+                face_size=self.config.face_size,
+                map_fn=self._map_fn(parts),
+            )
             clock.lap("blend")
+            # wall time from the first face's start to the last one's end: faces may overlap
+            infer_ms = (max(e for _, e in spans) - min(b for b, _ in spans)) * 1000 if spans else 0
             clock.marks["infer"] += infer_ms
             clock.marks["blend"] -= infer_ms
         if side_by_side:
@@ -290,17 +332,43 @@ class Engine:
             input_height=decoded.height,
         )
 
-    def _stylize(self, session: StyleSession, rgb: RGB) -> RGB:
+    def _map_fn(self, parts: int) -> MapFn[Any, Any]:
+        """A lazy `map` that runs up to `parts` calls at once on the helper threads."""
+        if parts <= 1:
+            return map
+
+        def parallel(fn: Callable[[Any], Any], items: Iterable[Any]) -> Iterator[Any]:
+            todo = list(items)
+            for i in range(0, len(todo), parts):
+                yield from self._helpers.map(fn, todo[i : i + parts])
+
+        return parallel
+
+    def _stylize(self, session: StyleSession, rgb: RGB, parts: int = 1) -> RGB:
         h, w = rgb.shape[:2]
-        small = self.config.min_infer_side
+        c = self.config
+        small = c.min_infer_side
         if max(h, w) < small:
             s = small / max(h, w)
             size = (round(w * s), round(h * s))
             up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
             styled = cv2.resize(session.run(up), (w, h), interpolation=cv2.INTER_AREA)
             return np.asarray(styled, dtype=np.uint8)
-        if h * w <= self.config.whole_max_pixels:
+        split = parts > 1 and h * w >= c.split_min_pixels
+        if h * w <= c.whole_max_pixels and not split:
             return session.run(rgb)
         thumb = thumbnail(rgb) if session.wants_thumb else None
-        tile = plan_tile(h, w, self.config.tile_max_pixels, multiple=session.spec.multiple)
-        return stylize_tiled(partial(session.run, thumb=thumb), rgb, tile=tile)
+        if h * w <= c.whole_max_pixels:  # `parts` tiles across the long side
+            m = session.spec.multiple
+            tile = (split_side(h, parts, m), w) if h > w else (h, split_side(w, parts, m))
+        else:  # parts tiles at once must not need more memory than one tile did
+            budget = c.tile_max_pixels // (parts if split else 1)
+            tile = plan_tile(h, w, budget, multiple=session.spec.multiple)
+        run = partial(session.run, thumb=thumb)
+        return stylize_tiled(run, rgb, tile=tile, map_fn=self._map_fn(parts if split else 1))
+
+
+def split_side(length: int, parts: int, multiple: int) -> int:
+    """Tile length that cuts `length` into `parts` tiles overlapping by `OVERLAP`."""
+    t = -(-(length + (parts - 1) * OVERLAP) // parts)
+    return min(length, -(-t // multiple) * multiple)

@@ -16,7 +16,7 @@ Two things keep the patch invisible:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -243,6 +243,7 @@ def face2paint(
     feather: float = 0.45,
     color_match: float = 0.5,
     smooth_skin: bool = False,
+    map_fn: Callable[[Callable[[U8], U8], list[U8]], Iterable[U8]] = map,
 ) -> U8:
     """Scene stylization `stylized` with each face re-stylized by `stylize_face` and blended in.
 
@@ -250,7 +251,8 @@ def face2paint(
     coordinates. Faces are pasted largest first, so smaller overlapping faces end on top.
     `color_match` (0..1) is how far the face's own colours are pulled to the scene's low
     frequencies on the face itself (the ring and background are always matched fully).
-    Returns `stylized` itself (not a copy) when there are no usable faces.
+    Returns `stylized` itself (not a copy) when there are no usable faces. `map_fn` may
+    stylize the crops side by side (an executor's map); they are pasted in order after.
     """
     if original.shape != stylized.shape or original.ndim != 3 or original.shape[2] != 3:
         raise ValueError(
@@ -260,7 +262,8 @@ def face2paint(
     if not crops:
         return stylized
     canvas = stylized.copy()
-    for box, crop in crops:
-        styled = _check_face_output(stylize_face(crop), face_size)
+    styled_crops = list(map_fn(stylize_face, [crop for _, crop in crops]))
+    for (box, _), styled_crop in zip(crops, styled_crops, strict=True):
+        styled = _check_face_output(styled_crop, face_size)
         paste_face(canvas, box, _resize(styled, box.side), feather=feather, color_match=color_match)
     return canvas

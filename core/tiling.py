@@ -117,31 +117,33 @@ def stylize_tiled(
     tile: int | tuple[int, int] = 1024,
     overlap: int = OVERLAP,
     context: int = CONTEXT,
-    map_fn: MapFn[tuple[int, int], RGB] = map,
+    map_fn: MapFn[tuple[tuple[int, int], tuple[int, int]], RGB] = map,
 ) -> RGB:
     """`run` applied to the whole image, computed tile by tile; `tile` is a side or a
-    (height, width), e.g. from `plan_tile`. `map_fn` may run the tiles of a band in parallel
-    (e.g. an executor's map)."""
+    (height, width), e.g. from `plan_tile`. `map_fn` gets every tile in row-major order and
+    may run several at once (e.g. an executor's map); results are consumed in that order, so
+    a lazy `map_fn` keeps only the tiles it has run ahead in memory."""
     h, w = rgb.shape[:2]
     tile_h, tile_w = (tile, tile) if isinstance(tile, int) else tile
     if h <= tile_h and w <= tile_w:
         return run(rgb)
     ys, xs = spans(h, tile_h, overlap), spans(w, tile_w, overlap)
     wy, wx = ramp_weights(ys), ramp_weights(xs)
+
+    def one(where: tuple[tuple[int, int], tuple[int, int]]) -> RGB:
+        (y0, y1), (x0, x1) = where
+        cy0, cy1 = window(y0, y1, h, context)
+        cx0, cx1 = window(x0, x1, w, context)
+        styled = run(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]))
+        return styled[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
+
+    tiles = iter(map_fn(one, [(y, x) for y in ys for x in xs]))
     out = np.empty_like(rgb)
     carry: NDArray[np.float32] | None = None
     for k, (y0, y1) in enumerate(ys):
-
-        def one(x_span: tuple[int, int], y0: int = y0, y1: int = y1) -> RGB:
-            x0, x1 = x_span
-            cy0, cy1 = window(y0, y1, h, context)
-            cx0, cx1 = window(x0, x1, w, context)
-            styled = run(np.ascontiguousarray(rgb[cy0:cy1, cx0:cx1]))
-            return styled[y0 - cy0 : y1 - cy0, x0 - cx0 : x1 - cx0]
-
         band = np.zeros((y1 - y0, w, 3), np.float32)
-        for (x0, x1), weight, styled in zip(xs, wx, map_fn(one, xs), strict=True):
-            band[:, x0:x1] += styled * weight[None, :, None]
+        for (x0, x1), weight in zip(xs, wx, strict=True):
+            band[:, x0:x1] += next(tiles) * weight[None, :, None]
         band *= wy[k][:, None, None]
         if carry is not None:
             band[: carry.shape[0]] += carry

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.engine import Engine, EngineConfig
+from core.engine import PIPELINE_VERSION, Engine, EngineConfig
 from core.imageio import decode, encode
 from core.registry import Registry
 from core.tiling import (
@@ -109,7 +110,7 @@ def test_convert_keeps_size_alpha_and_reports_timings(engine: Engine) -> None:
     assert (out.width, out.height) == (400, 300) and out.alpha is not None
     np.testing.assert_array_equal(out.alpha, rgba[..., 3])
     assert result.timings.total_ms >= result.timings.infer_ms > 0
-    assert result.model_version.startswith("p1:hayao@")
+    assert result.model_version.startswith(f"{PIPELINE_VERSION}:hayao@")
 
 
 def test_size_policy_small_upscaled_large_capped_and_side_by_side(engine: Engine) -> None:
@@ -126,20 +127,107 @@ def test_model_version_depends_on_style_and_faces(engine: Engine) -> None:
     assert len(versions) == 4
 
 
-async def test_concurrent_jobs_are_bounded_by_the_worker_count(engine: Engine) -> None:
-    seen: list[int] = []
-    original = engine.convert_sync
+class PartsSpy:
+    """Wraps `engine.convert_sync`: records each job's `parts` and the cores in use at once."""
 
-    def spy(*args: object, **kwargs: object) -> object:
-        seen.append(engine.active)
-        return original(*args, **kwargs)  # type: ignore[arg-type]
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.parts, self.peak = engine, list[int](), 0
+        self._busy, self._lock, self._original = 0, threading.Lock(), engine.convert_sync
 
-    engine.convert_sync = spy  # type: ignore[method-assign]
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        parts = int(kwargs["parts"])  # type: ignore[call-overload]
+        with self._lock:
+            self.parts.append(parts)
+            self._busy += parts
+            self.peak = max(self.peak, self._busy)
+        try:
+            return self._original(*args, **kwargs)  # type: ignore[arg-type]
+        finally:
+            with self._lock:
+                self._busy -= parts
+
+    def __enter__(self) -> PartsSpy:
+        self.engine.convert_sync = self  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        del self.engine.convert_sync
+
+
+async def test_concurrent_jobs_never_use_more_cores_than_workers(engine: Engine) -> None:
+    with PartsSpy(engine) as spy:
+        sizes = [(64, 64), (600, 800), (300, 400), (600, 800), (64, 64), (500, 500)]
+        results = await asyncio.gather(
+            *(engine.convert(photo(*hw, i)) for i, hw in enumerate(sizes))
+        )
+    assert len(results) == 6 and spy.peak <= engine.config.workers
+
+
+async def test_a_job_alone_borrows_the_idle_slots(engine: Engine) -> None:
+    with PartsSpy(engine) as spy:
+        await engine.convert(photo(600, 800), faces=False)
+    assert spy.parts == [engine.config.workers]
+
+
+async def test_no_slot_is_borrowed_while_another_job_holds_one(engine: Engine) -> None:
+    slots = engine._semaphore()
+    await slots.acquire()  # another job at work
     try:
-        results = await asyncio.gather(*(engine.convert(photo(64, 64, i)) for i in range(6)))
+        with PartsSpy(engine) as spy:
+            await engine.convert(photo(600, 800), faces=False)
     finally:
-        del engine.convert_sync
-    assert len(results) == 6 and max(seen) <= engine.config.workers
+        slots.release()
+    assert spy.parts == [1]
+
+
+async def test_a_photo_too_small_to_split_borrows_nothing(engine: Engine) -> None:
+    small = await engine.decode(photo(200, 300))
+    with PartsSpy(engine) as spy:
+        await engine.convert(small, faces=False)
+    assert spy.parts == [1]
+
+
+@pytest.mark.parametrize(("h", "w"), [(600, 900), (900, 600)])
+def test_a_split_photo_runs_in_tiles_side_by_side_and_matches_one_pass(
+    engine: Engine, h: int, w: int
+) -> None:
+    session = engine.session(engine.resolve("hayao"))
+    img = photo(h, w, seed=5)
+    shapes: list[tuple[int, ...]] = []
+    threads: set[str] = set()
+    original = session.run
+
+    def run(rgb: np.ndarray, thumb: np.ndarray | None = None) -> np.ndarray:
+        shapes.append(rgb.shape[:2])
+        threads.add(threading.current_thread().name)
+        return original(rgb, thumb)
+
+    session.run = run  # type: ignore[method-assign]
+    try:
+        split = engine._stylize(session, img, parts=2).astype(np.int16)
+    finally:
+        del session.run
+    long_axis = 0 if h > w else 1
+    assert len(shapes) == 2 and all(
+        s[long_axis] < max(h, w) for s in shapes
+    )  # the long side is cut
+    assert all(s[1 - long_axis] == min(h, w) for s in shapes)  # the short side stays whole
+    assert all(name.startswith("animebot-tile") for name in threads)
+    diff = np.abs(session.run(img).astype(np.int16) - split)
+    assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8
+
+
+def test_face_time_is_wall_time_when_faces_run_side_by_side(
+    engine: Engine, photos_dir: Path
+) -> None:
+    group = (photos_dir / "multi_face_group6_frontal.jpg").read_bytes()
+    result = engine.convert_sync(group, parts=2)
+    t = result.timings
+    assert result.faces_found >= 4
+    assert t.blend_ms >= 0 and t.infer_ms > 0
+    assert t.total_ms == pytest.approx(
+        t.decode_ms + t.detect_ms + t.infer_ms + t.blend_ms + t.encode_ms
+    )
 
 
 SERVING_MODULES = [

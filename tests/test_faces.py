@@ -383,3 +383,12 @@ def test_face2paint_on_a_real_photo(photos_dir: Path, detector: FaceDetector) ->
     for f in faces:
         cx, cy = (int(v) for v in f.center)
         assert not np.array_equal(out[cy, cx], scene[cy, cx])
+
+
+def test_faces_stylized_side_by_side_paste_exactly_as_one_by_one() -> None:
+    photo, scene = synthetic_pair()
+    faces = [make_face(150, 80, 140, 160), make_face(260, 150, 70, 80), make_face(20, 200, 60, 70)]
+    one_by_one = fp.face2paint(photo, scene, faces, invert, face_size=256)
+    with ThreadPoolExecutor(3) as pool:
+        side_by_side = fp.face2paint(photo, scene, faces, invert, face_size=256, map_fn=pool.map)
+    assert np.array_equal(one_by_one, side_by_side)  # order of pasting kept (small on top)
