@@ -262,7 +262,7 @@ class Engine:
     ) -> Conversion:
         """The whole pipeline on the calling thread. `parts`: how many cores this job may use
         (tiles and faces side by side); default every worker, for callers that convert one
-        photo at a time (the CLI, `core.convert`)."""
+        photo at a time (`core.convert`)."""
         parts = self.config.workers if parts is None else max(1, min(parts, self.config.workers))
         clock = _Clock()
         spec = self.resolve(style)
