@@ -207,6 +207,13 @@ def grows(source: StudentConfig, target: StudentConfig) -> bool:
     return grown == target and source.refine <= target.refine
 
 
+def sheds(source: StudentConfig, target: StudentConfig) -> bool:
+    """Whether `target` is `source` without its last refinement blocks: the latency lever
+    (each full-resolution block is about a tenth of a 512 px pass). The blocks are residual,
+    so what is left still computes a close image; a fine-tune recovers the rest."""
+    return target.refine < source.refine and replace(source, refine=target.refine) == target
+
+
 DEEP_BRANCH = ("down2.", "body.", "context.", "up2.")
 
 
@@ -233,9 +240,12 @@ def revives(source: StudentConfig, target: StudentConfig) -> bool:
 def init_weights(
     source: StudentConfig, target: StudentConfig, weights: dict[str, torch.Tensor]
 ) -> dict[str, torch.Tensor]:
-    """The source weights a grown or revived `target` loads (non-strictly)."""
+    """The source weights a grown, revived or shed `target` loads (non-strictly)."""
     if revives(source, target):
         return {k: v for k, v in weights.items() if not k.startswith(DEEP_BRANCH)}
+    if sheds(source, target):
+        dropped = tuple(f"refine.{i}." for i in range(target.refine, source.refine))
+        return {k: v for k, v in weights.items() if not k.startswith(dropped)}
     return weights
 
 
@@ -281,7 +291,7 @@ def train(opts: Options) -> dict[str, object]:
     fresh_init = opts.init is not None and not last.exists()
     if opts.init is not None and fresh_init:
         source, weights, desc = load_init(opts.init)
-        if not grows(source, config) and not revives(source, config):
+        if not (grows(source, config) or revives(source, config) or sheds(source, config)):
             raise SystemExit(f"--init {opts.init} has another architecture: {source.to_dict()}")
         weights = init_weights(source, config, weights)
         # Added refinement or context blocks, or a fresh deep branch behind a zero linear Up,

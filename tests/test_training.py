@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ from models.losses import DistillLoss, gradient_l1, ssim_map
 from models.metrics import psnr, ssim
 from models.pairs import load_pairs, scene_groups, shared_dir, split_pairs
 from models.student import Student, StudentConfig, count_parameters
-from models.train import grows, init_weights, load_init, revives
+from models.train import grows, init_weights, load_init, revives, sheds
 from models.train import main as train_main
 from tests.conftest import needs_shared
 
@@ -181,6 +182,22 @@ def test_a_grown_student_starts_by_computing_what_its_source_did() -> None:
     x = torch.rand(1, 3, 64, 96) * 2 - 1
     with torch.no_grad():
         assert torch.equal(grown(x), source(x)) and not torch.equal(source(x), x)
+
+
+def test_a_shed_student_keeps_every_weight_but_the_dropped_refinement_blocks() -> None:
+    source_cfg = StudentConfig((8, 8, 16), 1, 2, refine=2, overview=1, linear_up=1)
+    source = _perturbed(Student(source_cfg))
+    shed_cfg = replace(source_cfg, refine=1)
+    assert sheds(source_cfg, shed_cfg) and not sheds(shed_cfg, source_cfg)
+    assert not sheds(source_cfg, replace(shed_cfg, blocks=2))
+    weights = init_weights(source_cfg, shed_cfg, source.state_dict())
+    assert not any(k.startswith("refine.1.") for k in weights)
+    shed = Student(shed_cfg).eval()
+    shed.load_state_dict(weights)  # strict: every key the shed model has, and no other
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():  # the last block's residual, and nothing else, is gone
+        source.refine[1] = torch.nn.Identity()
+        assert torch.equal(shed(x), source(x))
 
 
 def test_a_dead_deep_branch_is_replaced_by_a_live_one_that_starts_at_zero() -> None:
