@@ -107,6 +107,10 @@ _DECODER = {
 }
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
     cfg, gate = meta["config"], meta["gate"]
     split = meta["split"]
@@ -115,8 +119,9 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
     rows = {
         "architecture": (
             f"residual U-Net student (`models/student.py`): widths {cfg['widths']}, "
-            f"{cfg['blocks']} inverted-residual blocks (expansion {cfg['expansion']}) "
-            f"at 1/4 resolution, {cfg.get('refine', 0)} refinement blocks at full resolution, "
+            f"{_count(cfg['blocks'], 'inverted-residual block')} (expansion {cfg['expansion']}) "
+            f"at 1/4 resolution, {_count(cfg.get('refine', 0), 'refinement block')} at full "
+            "resolution, "
             + (
                 f"{cfg['context']} dilated context blocks at 1/8 resolution "
                 f"(width {cfg.get('context_width', 96)}), "
