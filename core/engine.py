@@ -354,6 +354,9 @@ class Engine:
             up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
             styled = cv2.resize(session.run(up), (w, h), interpolation=cv2.INTER_AREA)
             return np.asarray(styled, dtype=np.uint8)
+        # On many cores, a photo cut into slivers would be mostly context: keep tiles at least
+        # four overlaps long, and tiles of a large photo at least a third of the usual budget.
+        parts = min(parts, max(1, max(h, w) // (4 * OVERLAP)))
         split = parts > 1 and h * w >= c.split_min_pixels
         if h * w <= c.whole_max_pixels and not split:
             return session.run(rgb)
@@ -361,8 +364,8 @@ class Engine:
         if h * w <= c.whole_max_pixels:  # `parts` tiles across the long side
             m = session.spec.multiple
             tile = (split_side(h, parts, m), w) if h > w else (h, split_side(w, parts, m))
-        else:  # parts tiles at once must not need more memory than one tile did
-            budget = c.tile_max_pixels // (parts if split else 1)
+        else:  # parts tiles at once should not need more memory than one tile did
+            budget = max(c.tile_max_pixels // (parts if split else 1), c.tile_max_pixels // 3)
             tile = plan_tile(h, w, budget, multiple=session.spec.multiple)
         run = partial(session.run, thumb=thumb)
         return stylize_tiled(run, rgb, tile=tile, map_fn=self._map_fn(parts if split else 1))

@@ -217,6 +217,24 @@ def test_a_split_photo_runs_in_tiles_side_by_side_and_matches_one_pass(
     assert diff.mean() < 0.5 and np.percentile(diff, 99.9) <= 8
 
 
+def test_many_cores_do_not_cut_a_photo_into_slivers(engine: Engine) -> None:
+    session = engine.session(engine.resolve("shinkai"))
+    widths: list[int] = []
+    original = session.run
+
+    def run(rgb: np.ndarray, thumb: np.ndarray | None = None) -> np.ndarray:
+        widths.append(rgb.shape[1])
+        return original(rgb, thumb)
+
+    session.run = run  # type: ignore[method-assign]
+    try:
+        engine._stylize(session, photo(500, 700), parts=16)
+    finally:
+        del session.run
+    assert 1 < len(widths) <= 700 // (4 * OVERLAP)
+    assert min(widths) >= 4 * OVERLAP
+
+
 def test_face_time_is_wall_time_when_faces_run_side_by_side(
     engine: Engine, photos_dir: Path
 ) -> None:
