@@ -30,7 +30,7 @@ from core.errors import UnknownStyle
 from core.imageio import DecodedImage, EncodedImage, decode, encode, resize_max_side
 from core.registry import Registry, StyleSpec
 from core.session import RGB, StyleSession, thumbnail
-from core.tiling import OVERLAP, MapFn, plan_tile, stylize_tiled
+from core.tiling import OVERLAP, MapFn, plan_tile, stylize_tiled, tile_length
 
 if TYPE_CHECKING:
     from core.faces import FaceDetector
@@ -357,21 +357,18 @@ class Engine:
         # On many cores, a photo cut into slivers would be mostly context: keep tiles at least
         # four overlaps long, and tiles of a large photo at least a third of the usual budget.
         parts = min(parts, max(1, max(h, w) // (4 * OVERLAP)))
-        split = parts > 1 and h * w >= c.split_min_pixels
-        if h * w <= c.whole_max_pixels and not split:
+        if h * w < c.split_min_pixels:
+            parts = 1
+        if h * w <= c.whole_max_pixels and parts == 1:
             return session.run(rgb)
         thumb = thumbnail(rgb) if session.wants_thumb else None
+        m = session.spec.multiple
         if h * w <= c.whole_max_pixels:  # `parts` tiles across the long side
-            m = session.spec.multiple
-            tile = (split_side(h, parts, m), w) if h > w else (h, split_side(w, parts, m))
+            long_h = h > w
+            cut = tile_length(h if long_h else w, parts, OVERLAP, m)
+            tile = (cut, w) if long_h else (h, cut)
         else:  # parts tiles at once should not need more memory than one tile did
-            budget = max(c.tile_max_pixels // (parts if split else 1), c.tile_max_pixels // 3)
-            tile = plan_tile(h, w, budget, multiple=session.spec.multiple)
+            budget = max(c.tile_max_pixels // parts, c.tile_max_pixels // 3)
+            tile = plan_tile(h, w, budget, multiple=m)
         run = partial(session.run, thumb=thumb)
-        return stylize_tiled(run, rgb, tile=tile, map_fn=self._map_fn(parts if split else 1))
-
-
-def split_side(length: int, parts: int, multiple: int) -> int:
-    """Tile length that cuts `length` into `parts` tiles overlapping by `OVERLAP`."""
-    t = -(-(length + (parts - 1) * OVERLAP) // parts)
-    return min(length, -(-t // multiple) * multiple)
+        return stylize_tiled(run, rgb, tile=tile, map_fn=self._map_fn(parts))

@@ -41,6 +41,13 @@ def spans(length: int, tile: int, overlap: int) -> list[tuple[int, int]]:
     return [(int(s), int(s) + tile) for s in starts]
 
 
+def tile_length(length: int, n: int, overlap: int, multiple: int) -> int:
+    """The shortest tile, rounded up to `multiple`, of which `n` cover `length` overlapping by
+    `overlap` (at most `length` itself)."""
+    t = -(-(length + (n - 1) * overlap) // n)
+    return min(length, -(-t // multiple) * multiple)
+
+
 def window(a: int, b: int, length: int, context: int) -> tuple[int, int]:
     """The stretch of [0, length) the network sees for the tile [a, b): `context` pixels each
     side, shifted inwards at the borders so every tile of the same size gets the same window."""
@@ -58,8 +65,7 @@ def _axis_options(
         return [(length, length, length, 1)]
     out = {}
     for n in range(1, length // least + 2):
-        t = -(-(length + (n - 1) * overlap) // n)  # ceil: n tiles of t cover the length
-        t = min(length, max(least, -(-t // multiple) * multiple))
+        t = max(least, tile_length(length, n, overlap, multiple))
         if t not in out:
             cuts = spans(length, t, overlap)
             seen = min(length, t + 2 * context)

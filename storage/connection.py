@@ -199,10 +199,7 @@ async def _enable_wal(conn: aiosqlite.Connection, busy_timeout_ms: int) -> None:
 
 
 def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    code = getattr(exc, "sqlite_errorcode", None)
-    if code is None:  # older Python without error codes on exceptions
-        return "locked" in str(exc) or "busy" in str(exc)
-    return int(code) & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    return exc.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
 async def _scalar(conn: aiosqlite.Connection, sql: str, params: Params = ()) -> Any:
