@@ -29,6 +29,10 @@ class StudentConfig:
     # first models' layout, whose deepest Up never fired: read from model.json, a missing key
     # means 0; new models default to 2.
     linear_up: int = 2
+    # Half-resolution residual blocks after the deepest skip merge: where brush strokes and
+    # contours are drawn (a 3x3 depthwise conv there sees 6 px of the photo, at a quarter of the
+    # full-resolution cost). Zero-initialised, so they can be added to a trained network.
+    half_refine: int = 0
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -46,6 +50,7 @@ class StudentConfig:
             context_width=int(str(raw.get("context_width", 96))),
             overview=int(str(raw.get("overview", 0))),
             linear_up=int(str(raw.get("linear_up", 0))),
+            half_refine=int(str(raw.get("half_refine", 0))),
         )
 
 
@@ -188,6 +193,12 @@ class Student(nn.Module):
         )
         self.overview = Overview(c2) if self.config.overview else None
         self.up2 = Up(c2, c1, linear=self.config.linear_up >= 1)
+        self.half_refine = nn.Sequential(
+            *[
+                InvertedResidual(c1, self.config.expansion, zero_init=True)
+                for _ in range(self.config.half_refine)
+            ]
+        )
         self.up1 = Up(c1, c0, linear=self.config.linear_up >= 2)
         self.refine = nn.Sequential(
             *[InvertedResidual(c0, 2, zero_init=True) for _ in range(self.config.refine)]
@@ -208,7 +219,7 @@ class Student(nn.Module):
             scale, shift, gain, offset = self.overview(thumb)
             out = out * (1 + scale) + shift
         out = self.body(out)
-        out = self.refine(self.up1(self.up2(out, s1), s0))
+        out = self.refine(self.up1(self.half_refine(self.up2(out, s1)), s0))
         y = x + self.head(out)
         if self.overview is not None:
             y = y * (1 + gain) + offset

@@ -36,6 +36,12 @@ STYLE_SOURCES: dict[str, tuple[str, tuple[str, ...]]] = {
     "shinkai": ("shinkai", ()),
     "face_kpop": ("portrait_kpop", ("data/a/0.jpg", "data/a/3.jpg")),
     "face_arcane": ("portrait_arcane", ("data/a/0.jpg", "data/a/3.jpg")),
+    # The AnimeGANv2 teacher: the same photos in all three scene styles, so one seed gives
+    # all three the same validation photos (split by photo, not by pair).
+    "paprika": ("v2_paprika", ()),
+    "hayao_v2": ("v2_hayao", ()),
+    "shinkai_v2": ("v2_shinkai", ()),
+    "face_anime": ("v2_celeba_distill", ()),
 }
 
 
@@ -66,6 +72,7 @@ class Options:
     context: int = 0
     overview: int = 0
     linear_up: int = StudentConfig().linear_up
+    half_refine: int = 0
     ema: float = 0.0
     init: Path | None = None
 
@@ -201,10 +208,19 @@ def load_init(path: Path) -> tuple[StudentConfig, dict[str, torch.Tensor], str]:
 def grows(source: StudentConfig, target: StudentConfig) -> bool:
     """Whether `target` is `source` plus zero-initialised refinement, context or overview
     layers."""
-    grown = replace(source, refine=target.refine, overview=max(source.overview, target.overview))
+    grown = replace(
+        source,
+        refine=target.refine,
+        half_refine=target.half_refine,
+        overview=max(source.overview, target.overview),
+    )
     if source.context == 0:
         grown = replace(grown, context=target.context, context_width=target.context_width)
-    return grown == target and source.refine <= target.refine
+    return (
+        grown == target
+        and source.refine <= target.refine
+        and source.half_refine <= target.half_refine
+    )
 
 
 def sheds(source: StudentConfig, target: StudentConfig) -> bool:
@@ -282,6 +298,7 @@ def train(opts: Options) -> dict[str, object]:
         opts.context,
         overview=opts.overview,
         linear_up=opts.linear_up,
+        half_refine=opts.half_refine,
     )
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
@@ -422,6 +439,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         help="decoder convs, deepest first, that are linear and start at zero (0: old layout)",
     )
     ap.add_argument(
+        "--half-refine",
+        type=int,
+        default=0,
+        help="zero-initialised residual blocks at half resolution (stroke capacity)",
+    )
+    ap.add_argument(
         "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
     )
     ap.add_argument(
@@ -457,6 +480,7 @@ def parse_args(argv: list[str] | None = None) -> Options:
         context=a.context,
         overview=a.overview,
         linear_up=a.linear_up,
+        half_refine=a.half_refine,
         ema=a.ema,
         init=a.init,
     )
