@@ -7,8 +7,11 @@ until its SHA-1 matches: a mismatch deletes the file and refuses it.
 
 from __future__ import annotations
 
+import errno
 import http.client
 import re
+import socket
+import ssl
 import sys
 import time
 import urllib.error
@@ -87,6 +90,13 @@ def download(
         except (_Interrupted, OSError, http.client.HTTPException) as exc:
             if attempt >= retries:
                 have = part.stat().st_size if part.is_file() else 0
+                unreachable = _unreachable(exc)
+                if unreachable is not None and not have:
+                    host = urllib.parse.urlsplit(url).hostname or url
+                    raise DownloadError(
+                        f"cannot reach {host} ({unreachable}): check the network connection, "
+                        "or download from a host you can reach (--mirror BASE_URL, or --url)"
+                    ) from exc
                 raise DownloadError(
                     f"download of {url} stopped after {have:,} bytes ({_reason(exc)}); "
                     "run the same command again to resume"
@@ -109,18 +119,41 @@ def check_url(url: str) -> None:
         raise CliError(f"not an http(s) URL: {url!r}")
 
 
+def _unreachable(exc: BaseException) -> str | None:
+    """Why no connection could be made at all (no DNS, refused, no route, timed out), or
+    None when the failure came later (a connection dropped mid-file)."""
+    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+    if isinstance(reason, socket.gaierror):
+        return "the host name could not be resolved"
+    if isinstance(reason, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(reason, TimeoutError):
+        return "no answer: timed out"
+    if isinstance(reason, ssl.SSLError):
+        return "the secure connection failed"
+    if isinstance(reason, OSError) and reason.errno in _NO_ROUTE:
+        return "no route to the host"
+    return None
+
+
+_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, _Interrupted):
         return str(exc)
+    unreachable = _unreachable(exc)
+    if unreachable is not None:
+        return unreachable
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, OSError):
         return os_error_text(exc.reason)
     if isinstance(exc, urllib.error.URLError):
         return f"cannot connect: {exc.reason}"
-    if isinstance(exc, TimeoutError):
-        return "timed out"
+    if isinstance(exc, ConnectionError):
+        return "the connection was closed"
     if isinstance(exc, OSError):
         return os_error_text(exc)
-    return f"connection error ({type(exc).__name__})"
+    return "the connection failed"
 
 
 def _fetch(

@@ -165,7 +165,7 @@ def check_layout(state: Mapping[str, Any], where: Path) -> None:
         if value is None:
             continue
         if not isinstance(value, torch.Tensor):
-            wrong.append(f"{key} is a {type(value).__name__}, not a tensor")
+            wrong.append(f"{key} is not a tensor")
         elif tuple(value.shape) != shape:
             wrong.append(f"{key} {tuple(value.shape)} != {shape}")
         elif not value.is_floating_point():
@@ -203,9 +203,13 @@ def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle and zip errors, refused globals: all mean "not for us"
+        if "weights_only" in str(exc) or "Weights only" in str(exc):
+            why = "it holds pickled Python objects besides tensors, which are never loaded"
+        else:
+            why = "not a file torch.save wrote, or a damaged one"
         raise ModelFileError(
-            f"{path} is not a PyTorch checkpoint of plain tensors ({type(exc).__name__}); "
-            "only weights are accepted, never pickled objects"
+            f"{path} is not a PyTorch checkpoint of plain tensors ({why}); only weights are "
+            "accepted"
         ) from exc
     for key in WRAPPER_KEYS:
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
@@ -307,11 +311,12 @@ def import_checkpoint(
         raise CliError(f"checkpoint not found: {checkpoint}")
     digests = file_digests(checkpoint)
     provenance = check_provenance(checkpoint, options.name, digests)
+    state = load_state_dict(checkpoint)
+    check_layout(state, checkpoint)
+    # Said only now that the names and shapes it mentions have really been verified.
     notes = () if provenance.verified else (f"provenance {provenance.note}",)
     for note in notes:
         (on_warning or say)(note)
-    state = load_state_dict(checkpoint)
-    check_layout(state, checkpoint)
     model = build_generator(state)
     parameters = sum(int(p.numel()) for p in model.parameters())
     photos, skipped = calibration_photos(
@@ -483,10 +488,10 @@ def remove_style(name: str, *, builtin: set[str], models_root: Path | None = Non
     if folder is None:
         if name in builtin:
             raise CliError(f"{name!r} is a built-in style; only imported styles can be removed")
-        from core.errors import UnknownStyle
-
-        available = sorted(n for n, _ in _user_styles(root))
-        raise UnknownStyle(name, available)
+        imported = sorted(n for n, _ in _user_styles(root))
+        if not imported:
+            raise CliError(f"no style called {name!r}: no imported styles are installed ({root})")
+        raise CliError(f"no imported style called {name!r}; imported: {', '.join(imported)}")
     staging = root / STAGING
     staging.mkdir(exist_ok=True)
     doomed = staging / f"{folder.name}-removed-{secrets.token_hex(4)}"

@@ -54,7 +54,8 @@ class UnknownStyle(AnimeBotError):
     code = "unknown_style"
 
     def __init__(self, style: str, available: list[str]) -> None:
-        super().__init__(f"unknown style {style!r}; available: {', '.join(available)}")
+        listed = f"available: {', '.join(available)}" if available else "none is installed"
+        super().__init__(f"unknown style {style!r}; {listed}")
         self.style, self.available = style, available
 
 

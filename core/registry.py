@@ -135,9 +135,11 @@ class Registry:
         return [s.name for s in self.scene_styles()]
 
     def get(self, name: str) -> StyleSpec:
+        """Any installed model by name; the error lists only whole-image styles, the ones a
+        person can ask for (face models are used through them)."""
         spec = self._specs.get(name)
         if spec is None:
-            raise UnknownStyle(name, sorted(self._specs))
+            raise UnknownStyle(name, self.names())
         return spec
 
     def default_style(self) -> str:

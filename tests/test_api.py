@@ -98,8 +98,13 @@ def test_side_by_side_and_faces_flag(engine: Engine, rgb: np.ndarray) -> None:
 def test_errors_are_typed(engine: Engine, rgb: np.ndarray) -> None:
     with pytest.raises(NotAnImage):
         api.convert(b"definitely not an image")
-    with pytest.raises(UnknownStyle):
+    with pytest.raises(UnknownStyle) as unknown:
         api.convert(rgb, "picasso")
+    with pytest.raises(UnknownStyle) as face_model:
+        api.convert(rgb, "toon_face")  # a face model is not a whole-image style
+    for caught in (unknown, face_model):  # so it is not offered as one either
+        assert caught.value.available == ["toon"]
+        assert str(caught.value).endswith("; available: toon")
     with pytest.raises(TypeError):
         api.convert("photo.jpg")  # type: ignore[call-overload]
 

@@ -35,6 +35,8 @@ from tests.fixtures_models import synthetic_photos
 torch = pytest.importorskip("torch", reason="models add needs torch (train extras)")
 
 REFERENCE = shared_dir() / "reference" / "animeganv2_state_dict.json"
+# Python exception class names, which no message for people should show.
+PYTHON_NAMES = re.compile(r"\b[A-Z]\w*(Error|Exception|Exit)\b|\b(BadZipFile|gaierror)\b")
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -187,6 +189,7 @@ def test_add_refuses_a_different_layout(
     assert r.rc == 2
     assert "is not a published AnimeGANv2 generator checkpoint" in r.err and needle in r.err
     assert r.err.count("animebot:") == 1 and "Traceback" not in r.err
+    assert "provenance" not in r.err  # nothing said "verified" about a file that failed
     assert leftovers(models_root) == []
 
 
@@ -208,6 +211,8 @@ def test_add_never_unpickles_objects(
         r = run(capsys, "models", "add", path, "--name", "mine", "--calibration", no_photos)
         assert r.rc == 2 and "not a PyTorch checkpoint of plain tensors" in r.err
         assert "pwned" not in r.out
+        assert "provenance" not in r.err and "verified" not in r.err  # it never was
+        assert not PYTHON_NAMES.search(r.err), r.err  # a sentence, not UnpicklingError
     assert leftovers(models_root) == []
 
 
@@ -300,7 +305,8 @@ def test_add_verified_published_checkpoint_end_to_end(
     assert run(capsys, "models", "remove", "face_paint_512_v2").rc == 0
     assert leftovers(models_root) == []
     gone = run(capsys, "models", "remove", "face_paint_512_v2")
-    assert gone.rc == 2 and "unknown style 'face_paint_512_v2'" in gone.err
+    assert gone.rc == 2 and "no style called 'face_paint_512_v2'" in gone.err
+    assert "no imported styles are installed" in gone.err and "available:" not in gone.err
 
 
 def test_remove_refuses_built_in_styles(
@@ -458,6 +464,34 @@ def test_pull_usage_errors_and_404(
     assert missing.rc == 1 and "the server answered 404" in missing.err
     ftp = run(capsys, "models", "pull", "--url", "ftp://x/y.pt", "--sha1", "a" * 40, "--name", "x")
     assert ftp.rc == 2 and "not an http(s) URL" in ftp.err
+
+
+def test_pull_offline_says_which_host_cannot_be_reached(
+    models_root: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_dns(*args: object, **kwargs: object) -> object:
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+    with socket.socket() as probe:  # a port nobody listens on: connection refused
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    refused = run(
+        capsys,
+        *("models", "pull", "--url", f"http://127.0.0.1:{closed}/x.pt", "--sha1", "a" * 40),
+        *("--name", "x", "--dest", tmp_path, "--retries", "0"),
+    )
+    monkeypatch.setattr(socket, "getaddrinfo", no_dns)  # offline: no name resolves
+    offline = run(capsys, "models", "pull", "paprika", "--dest", tmp_path, "--retries", "1")
+    assert refused.rc == 1 and offline.rc == 1
+    assert "animebot: cannot reach 127.0.0.1 (connection refused)" in refused.err
+    assert "animebot: cannot reach github.com (the host name could not be resolved)" in offline.err
+    for r in (refused, offline):
+        assert "input/output error" not in r.err and "resume" not in r.err
+        assert r.err.count("animebot:") == 1 and not PYTHON_NAMES.search(r.err)
+    assert leftovers(models_root) == []
 
 
 def test_download_retries_within_one_run(server: Served, tmp_path: Path) -> None:
