@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import errno
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
@@ -77,15 +77,25 @@ def note_text(note: str) -> str | None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write next to the target and rename, so an interrupted run never leaves half a file."""
+    """Write next to the target and rename, so an interrupted run never leaves half a file.
+
+    The file gets the mode any new file gets (0666 less the umask: 0644 under umask 022), not
+    the 0600 of a temporary file: results are the user's pictures, not secrets."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(tmp, flags, 0o666)  # the kernel applies the umask
+            break
+        except FileExistsError:
+            continue
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        Path(tmp).replace(path)
+        tmp.replace(path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -134,6 +135,23 @@ def test_convert_writes_next_to_input_with_the_input_size(cli: Cli, photo: Path)
     assert note.startswith("note: toon_face: ")
     assert line.startswith(f"{photo} -> {out}  300x200  ")
     assert " KB  0 faces  " in line and line.rstrip().endswith(" s")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_results_get_the_mode_the_umask_gives(
+    cli: Cli, photo: Path, tmp_path: Path, umask: int, mode: int
+) -> None:
+    """A result is an ordinary file of the user's: 0644 under the usual umask 022, not the
+    0600 a temporary file gets."""
+    before = os.umask(umask)
+    try:
+        r = cli("convert", photo, "-o", tmp_path / "out")
+    finally:
+        os.umask(before)
+    assert r.rc == 0, r.err
+    (result,) = (tmp_path / "out").iterdir()  # and no temporary file left beside it
+    assert result.name == "photo_toon.png"
+    assert stat.S_IMODE(result.stat().st_mode) == mode
 
 
 def test_convert_formats_and_output_dir(cli: Cli, photo: Path, tmp_path: Path) -> None:

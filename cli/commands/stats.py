@@ -38,12 +38,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
     path = settings.database
     if not path.is_file():
+        # A fresh install has simply recorded nothing yet: not a failure (like `purge`). The
+        # note goes to stderr with --csv, so the CSV output stays valid (empty).
         print(
-            f"animebot stats: no database at {path} (nothing recorded yet, or set "
-            "ANIMEBOT_DATA / ANIMEBOT_DB)",
-            file=sys.stderr,
+            f"nothing recorded yet: no database at {path} (if animebot keeps its data "
+            "elsewhere, set ANIMEBOT_DATA or ANIMEBOT_DB)",
+            file=sys.stderr if args.csv else sys.stdout,
         )
-        return 1
+        return 0
     summary = asyncio.run(_summary(path, args.days))
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(summary.to_csv_rows())

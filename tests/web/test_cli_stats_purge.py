@@ -84,12 +84,16 @@ def test_stats_csv(populated: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert ["refusal_reason", "rate_limited", "", "1"] in rows
 
 
-def test_stats_without_a_database_says_where_it_looked(
+def test_stats_on_a_fresh_install_is_nothing_recorded_yet_not_a_failure(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["stats"]) == 1
-    err = capsys.readouterr().err
-    assert f"no database at {data_dir / 'animebot.sqlite3'}" in err
+    assert main(["stats"]) == 0  # like purge: nothing has happened yet, nothing failed
+    out = capsys.readouterr().out
+    assert out.startswith("nothing recorded yet: ")
+    assert f"no database at {data_dir / 'animebot.sqlite3'}" in out
+    assert main(["stats", "--csv"]) == 0
+    csv_mode = capsys.readouterr()
+    assert csv_mode.out == "" and csv_mode.err.startswith("nothing recorded yet: ")
     assert not data_dir.exists()  # looking did not create one
 
 
