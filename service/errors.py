@@ -26,6 +26,15 @@ class Busy(Refusal):
     code = "busy"
 
 
+class ShuttingDown(Busy):
+    """The process is stopping: new work is refused, and work still waiting when the grace
+    period ends is turned away (bots keep their durable jobs and finish them after the
+    restart). A `Busy`, so callers that handle "busy" keep working; its own message says
+    "restarting"."""
+
+    code = "shutting_down"
+
+
 class RateLimited(Refusal):
     code = "rate_limited"
 
