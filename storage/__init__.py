@@ -6,6 +6,7 @@ Knows nothing of images, models, bots or the engine: it stores rows and opaque b
 from storage.cache import CacheEntry, CacheRepo
 from storage.db import Database
 from storage.errors import SchemaTooNewError, StorageError
+from storage.jobs import PendingJob
 from storage.migrations import LATEST_VERSION
 from storage.prefs import UserPrefs
 from storage.stats import DayCount, Failure, StatsSummary, percentile
@@ -18,6 +19,7 @@ __all__ = [
     "Database",
     "DayCount",
     "Failure",
+    "PendingJob",
     "SchemaTooNewError",
     "StatsSummary",
     "StorageError",

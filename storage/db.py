@@ -21,6 +21,7 @@ from storage.cache import (
     CacheRepo,
 )
 from storage.connection import DEFAULT_BUSY_TIMEOUT_MS, SqlConnection
+from storage.jobs import JobsRepo
 from storage.migrations import apply_migrations, check_not_newer, schema_version
 from storage.prefs import PrefsRepo
 from storage.privacy import hash_id, load_or_create_secret
@@ -52,6 +53,7 @@ class Database:
         self.prefs = PrefsRepo(sql)
         self.quota = QuotaRepo(sql)
         self.stats = StatsRepo(sql)
+        self.jobs = JobsRepo(sql)
         self.quota_keep_days = quota_keep_days
 
     @classmethod
@@ -126,8 +128,8 @@ class Database:
         await self._sql.execute_outside_transaction("VACUUM INTO ?", (str(Path(dest)),))
 
     async def forget(self, platform: str, user_hash: str) -> dict[str, int]:
-        """Delete everything stored about one user: usage rows, prefs, quota counters and
-        the cache entries they own (files and rows). Other users are untouched.
+        """Delete everything stored about one user: usage rows, prefs, quota counters, pending
+        jobs and the cache entries they own (files and rows). Other users are untouched.
 
         Files go first, so an interrupted call leaves rows a retry will find, never files
         nobody tracks; files of entries added meanwhile are removed after the rows.
@@ -140,6 +142,7 @@ class Database:
                 "DELETE FROM prefs WHERE platform = ? AND user_hash = ?", (platform, user_hash)
             )
             quota = await tx.execute("DELETE FROM quota WHERE user_hash = ?", (user_hash,))
+            await JobsRepo.delete_owned(tx, user_hash)  # pending requests (raw ids): gone too
             paths = await self.cache.delete_owned(tx, user_hash)
         already = set(early)
         files += await self.cache.unlink([p for p in paths if p not in already])

@@ -108,6 +108,27 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX usage_status_created_at ON usage(status, created_at)",
         ),
     ),
+    Migration(
+        4,
+        "jobs: accepted requests not answered yet, durable across crashes and restarts",
+        (
+            """CREATE TABLE jobs (
+                id         TEXT PRIMARY KEY,
+                platform   TEXT NOT NULL,
+                user_id    TEXT NOT NULL,
+                user_hash  TEXT NOT NULL,
+                chat_id    TEXT,
+                lang       TEXT NOT NULL,
+                source     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(source)),
+                options    TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(options)),
+                reply      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(reply)),
+                created_at INTEGER NOT NULL,
+                attempts   INTEGER NOT NULL DEFAULT 1 CHECK (attempts >= 0)
+            ) STRICT""",
+            "CREATE INDEX jobs_platform_created_at ON jobs(platform, created_at)",
+            "CREATE INDEX jobs_user_hash ON jobs(user_hash)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

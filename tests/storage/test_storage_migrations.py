@@ -12,7 +12,7 @@ from storage import LATEST_VERSION, Database, SchemaTooNewError
 from storage.connection import SqlConnection
 from storage.migrations import MIGRATIONS, Migration, apply_migrations
 
-TABLES = {"meta", "usage", "cache", "cache_handles", "prefs", "quota"}
+TABLES = {"meta", "usage", "cache", "cache_handles", "prefs", "quota", "jobs"}
 
 
 def schema(path: Path) -> list[tuple[str, str, str]]:

@@ -1,0 +1,162 @@
+"""Durable jobs: accepted requests that have not been answered yet.
+
+A job is written (and committed) when a bot accepts a request, before the platform is told
+the request was received, and deleted when the request has its answer (a result, or a
+message saying why not). Whatever is still here when a process starts was interrupted (a
+crash, or a shutdown that ran out of grace) and is finished by that process.
+
+A `PendingJob` is self-contained: who asked, where the picture comes from (a platform file
+reference, never the picture itself), the options, and where the answer goes. So it can be
+serialised (`to_json`) and carried elsewhere, e.g. by a queue between processes. Unlike every
+other table it holds raw platform ids and reply tokens, because answering needs them; they
+live only as long as the job is pending.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from storage.clock import now_ms
+from storage.connection import SqlConnection, Tx
+
+JSONDict = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class PendingJob:
+    """One accepted request, as much as it takes to finish it in another process.
+
+    `source`: where the picture comes from, e.g. `{"telegram_file_id": ..., "kind": "photo"}`
+    or `{"input_key": ...}` (a photo in the cache), or Discord attachment URLs.
+    `options`: style, faces, side_by_side, output kind...
+    `reply`: where the answer goes, e.g. `{"chat_id", "reply_to", "status_message_id"}` or
+    `{"application_id", "token", "thinking_message_id"}`.
+    `attempts`: how many times a process began working on it (bounds crash loops).
+    """
+
+    id: str  # the request id: also in the usage rows and the logs
+    platform: str
+    user_id: str  # raw platform id (needed to answer); deleted with the job
+    user_hash: str  # the keyed hash, so /forget finds the person's pending jobs
+    lang: str
+    chat_id: str | None = None
+    source: JSONDict = field(default_factory=dict)
+    options: JSONDict = field(default_factory=dict)
+    reply: JSONDict = field(default_factory=dict)
+    created_at: int = field(default_factory=now_ms)  # unix ms
+    attempts: int = 1
+
+    def age_s(self, now: int | None = None) -> float:
+        return ((now_ms() if now is None else now) - self.created_at) / 1000
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> PendingJob:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a job is a JSON object")
+        return cls(**data)
+
+    def with_reply(self, **changes: Any) -> PendingJob:
+        return replace(self, reply={**self.reply, **changes})
+
+
+_COLUMNS = (
+    "id",
+    "platform",
+    "user_id",
+    "user_hash",
+    "chat_id",
+    "lang",
+    "source",
+    "options",
+    "reply",
+    "created_at",
+    "attempts",
+)
+_JSON_COLUMNS = frozenset({"source", "options", "reply"})
+_INSERT = (
+    f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+)
+
+
+def _params(job: PendingJob) -> JSONDict:
+    raw = asdict(job)
+    return {k: json.dumps(raw[k]) if k in _JSON_COLUMNS else raw[k] for k in _COLUMNS}
+
+
+def _job(row: sqlite3.Row) -> PendingJob:
+    values = {k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in _COLUMNS}
+    return PendingJob(**values)
+
+
+class JobsRepo:
+    """The `jobs` table: add when accepted, delete when answered, list what is left."""
+
+    def __init__(self, sql: SqlConnection) -> None:
+        self._sql = sql
+
+    async def add(self, job: PendingJob) -> None:
+        """Insert (or replace) the job; committed when this returns."""
+        async with self._sql.transaction() as tx:
+            await tx.execute(_INSERT, _params(job))
+
+    async def get(self, job_id: str) -> PendingJob | None:
+        row = await self._sql.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return None if row is None else _job(row)
+
+    async def pending(self, platform: str) -> list[PendingJob]:
+        """Every job of `platform`, oldest first."""
+        rows = await self._sql.fetchall(
+            "SELECT * FROM jobs WHERE platform = ? ORDER BY created_at, id", (platform,)
+        )
+        return [_job(r) for r in rows]
+
+    async def update_reply(self, job_id: str, **changes: Any) -> bool:
+        """Merge `changes` into the job's reply reference (e.g. a status message id)."""
+        async with self._sql.transaction() as tx:
+            count = await tx.execute(
+                "UPDATE jobs SET reply = json_patch(reply, ?) WHERE id = ?",
+                (json.dumps(changes), job_id),
+            )
+        return count > 0
+
+    async def begin_attempt(self, job_id: str) -> int | None:
+        """Count one more attempt; the new count, or None when the job is gone."""
+        async with self._sql.transaction() as tx:
+            value = await tx.scalar(
+                "UPDATE jobs SET attempts = attempts + 1 WHERE id = ? RETURNING attempts",
+                (job_id,),
+            )
+        return None if value is None else int(value)
+
+    async def defer(self, job_id: str, **reply_changes: Any) -> bool:
+        """The job was put off by a shutdown, not by a crash: take back its attempt and
+        merge `reply_changes` (the notice the person got)."""
+        async with self._sql.transaction() as tx:
+            count = await tx.execute(
+                "UPDATE jobs SET attempts = max(attempts - 1, 0), reply = json_patch(reply, ?) "
+                "WHERE id = ?",
+                (json.dumps(reply_changes), job_id),
+            )
+        return count > 0
+
+    async def delete(self, job_id: str) -> bool:
+        async with self._sql.transaction() as tx:
+            return await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,)) > 0
+
+    async def delete_older_than(self, cutoff_ms: int) -> int:
+        """Drop jobs nobody finished in time (their raw ids must not stay forever)."""
+        async with self._sql.transaction() as tx:
+            return await tx.execute("DELETE FROM jobs WHERE created_at < ?", (cutoff_ms,))
+
+    @staticmethod
+    async def delete_owned(tx: Tx, user_hash: str) -> int:
+        """Inside a caller's transaction (forget): every job of one person."""
+        return await tx.execute("DELETE FROM jobs WHERE user_hash = ?", (user_hash,))
