@@ -7,11 +7,8 @@ until its SHA-1 matches: a mismatch deletes the file and refuses it.
 
 from __future__ import annotations
 
-import errno
 import http.client
 import re
-import socket
-import ssl
 import sys
 import time
 import urllib.error
@@ -23,6 +20,7 @@ from pathlib import Path
 from cli.common import os_error_text
 from cli.errors import ChecksumMismatch, CliError, DownloadError
 from models.published import FileDigests, file_digests
+from service.reachability import unreachable_reason
 
 CHUNK = 64 * 1024
 MAX_BYTES = 512 * 1024 * 1024  # an AnimeGANv2 checkpoint is 8.6 MB; refuse anything absurd
@@ -90,7 +88,7 @@ def download(
         except (_Interrupted, OSError, http.client.HTTPException) as exc:
             if attempt >= retries:
                 have = part.stat().st_size if part.is_file() else 0
-                unreachable = _unreachable(exc)
+                unreachable = unreachable_reason(exc)
                 if unreachable is not None and not have:
                     host = urllib.parse.urlsplit(url).hostname or url
                     raise DownloadError(
@@ -119,30 +117,10 @@ def check_url(url: str) -> None:
         raise CliError(f"not an http(s) URL: {url!r}")
 
 
-def _unreachable(exc: BaseException) -> str | None:
-    """Why no connection could be made at all (no DNS, refused, no route, timed out), or
-    None when the failure came later (a connection dropped mid-file)."""
-    reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-    if isinstance(reason, socket.gaierror):
-        return "the host name could not be resolved"
-    if isinstance(reason, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(reason, TimeoutError):
-        return "no answer: timed out"
-    if isinstance(reason, ssl.SSLError):
-        return "the secure connection failed"
-    if isinstance(reason, OSError) and reason.errno in _NO_ROUTE:
-        return "no route to the host"
-    return None
-
-
-_NO_ROUTE = frozenset({errno.ENETUNREACH, errno.EHOSTUNREACH, errno.ENETDOWN, errno.EHOSTDOWN})
-
-
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, _Interrupted):
         return str(exc)
-    unreachable = _unreachable(exc)
+    unreachable = unreachable_reason(exc)
     if unreachable is not None:
         return unreachable
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, OSError):

@@ -84,6 +84,15 @@ def _token(v: Any) -> str | None:
     return None if not v or (":" in v and " " not in v) else "does not look like a bot token"
 
 
+def _user_ids(v: Any) -> str | None:
+    """Telegram and Discord user ids are whole numbers: anything else would never match anyone,
+    and an admin list that silently matches no one is a mistake worth stopping for."""
+    wrong = sorted(i for i in v if not (i.isascii() and i.isdigit()))
+    if not wrong:
+        return None
+    return f"user ids are numbers, comma separated; not {', '.join(map(repr, wrong))}"
+
+
 FIELDS: tuple[Field, ...] = (
     Field(
         "ANIMEBOT_DATA",
@@ -250,6 +259,7 @@ FIELDS: tuple[Field, ...] = (
         _ids,
         frozenset(),
         "Telegram user ids allowed /stats (comma separated)",
+        _user_ids,
     ),
     Field(
         "TELEGRAM_WEBHOOK_URL",
@@ -289,6 +299,7 @@ FIELDS: tuple[Field, ...] = (
         _ids,
         frozenset(),
         "Discord user ids allowed /stats (comma separated)",
+        _user_ids,
     ),
     Field(
         "DISCORD_GUILD_ID",

@@ -26,6 +26,7 @@ from bot.discord.translator import CatalogueTranslator, language
 from i18n import error_message, t
 from service.convert import new_request_id
 from service.errors import InternalError
+from service.reachability import unreachable_reason
 from service.runtime import Runtime
 
 log = logging.getLogger("animebot.discord")
@@ -125,7 +126,8 @@ def _start_error(exc: BaseException) -> DiscordStartError:
     if isinstance(exc, discord.HTTPException):
         return DiscordStartError(f"Discord answered HTTP {exc.status} while starting the bot")
     if isinstance(exc, aiohttp.ClientError | OSError):
-        return DiscordStartError(f"cannot reach Discord ({type(exc).__name__})")
+        why = unreachable_reason(exc) or "the connection failed"
+        return DiscordStartError(f"cannot reach Discord ({why}): check the network connection")
     if isinstance(exc, discord.DiscordException):
         return DiscordStartError(f"the Discord connection failed ({type(exc).__name__})")
     return DiscordStartError(f"the Discord bot failed to start ({type(exc).__name__})")
