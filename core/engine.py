@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 # Bump when the pipeline changes what it produces for the same model files (cache keys use it).
 # p2: tile grid planned per photo. Whether a photo was split across idle cores changes its
 # pixels by well under one level on average (seams are cross-faded), so that is not keyed.
-PIPELINE_VERSION = "p2"
+# p3: side-by-side results fit max_side as a whole (they were up to twice as wide).
+PIPELINE_VERSION = "p3"
 
 ImageInput = bytes | bytearray | memoryview | Path | Image.Image | np.ndarray | DecodedImage
 
@@ -109,6 +110,19 @@ class _Clock:
         now = time.perf_counter()
         self.marks[name] = self.marks.get(name, 0.0) + (now - self._t) * 1000
         self._t = now
+
+
+def side_by_side_limit(height: int, width: int, limit: int) -> int:
+    """The long side to scale a photo to (as `resize_max_side` does) so that the photo and its
+    result side by side, 2*width x height, fit `limit`."""
+    long = max(height, width)
+    side = min(long, long * limit // max(height, 2 * width))
+    while side > 1:  # resize_max_side rounds: step down until the rounded pair fits
+        scale = side / long
+        if side == long or max(round(height * scale), 2 * round(width * scale)) <= limit:
+            break
+        side -= 1
+    return max(1, side)
 
 
 class Engine:
@@ -271,6 +285,8 @@ class Engine:
         notes = list(decoded.notes)
         rgb, alpha = decoded.rgb, decoded.alpha
         limit = min(max_side or self.config.max_side, self.config.max_side)
+        if side_by_side:  # the cap is on what comes back: the photo and its result together
+            limit = side_by_side_limit(*rgb.shape[:2], limit)
         if max(rgb.shape[:2]) > limit:
             rgb = resize_max_side(rgb, limit)
             alpha = None if alpha is None else resize_max_side(alpha, limit)

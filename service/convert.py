@@ -19,8 +19,16 @@ from typing import Any
 from core.engine import Conversion, Engine
 from core.errors import ImageTooLarge, InputError, UnknownStyle
 from core.imageio import DecodedImage, pixel_digest
-from service.errors import Busy, InputExpired, InternalError, QuotaExceeded, RateLimited, Refusal
-from service.fairqueue import FairQueue, ProgressCallback
+from service.errors import (
+    InputExpired,
+    InternalError,
+    QuotaExceeded,
+    RateLimited,
+    Refusal,
+    ShuttingDown,
+)
+from service.fairqueue import RESTART_RETRY_S, FairQueue, ProgressCallback
+from service.jobs import JobStore
 from service.metrics import ServiceMetrics
 from service.ratelimit import RateLimiter
 from service.settings import Settings
@@ -29,6 +37,9 @@ from storage import CacheEntry, Database, StatsSummary, UsageRecord, UserPrefs
 log = logging.getLogger("animebot.service")
 
 FORMATS = {"jpeg", "png", "webp"}
+# After the grace period, what is still running gets this much longer to finish and answer
+# (waiting jobs are turned away at once; conversions already in the engine cannot be stopped).
+AFTER_GRACE_S = 5.0
 
 
 def new_request_id() -> str:
@@ -107,13 +118,13 @@ class ConversionService:
         self._aliases: OrderedDict[str, _Source] = OrderedDict()
         self._alias_ttl_s = settings.input_ttl_hours * 3600 / 2
         self._closing = False
+        self._deadline: float | None = None  # time.monotonic() when the grace period ends
         self._inflight: set[asyncio.Task[Any]] = set()
+        self.jobs = JobStore(db)
 
     # -- the main entry point ------------------------------------------------------------------
 
     async def convert(self, req: ConversionRequest) -> ConversionReply:
-        if self._closing:
-            raise Busy("shutting down", retry_after_s=30)
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
@@ -127,6 +138,8 @@ class ConversionService:
         }
         row["request_id"] = req.request_id
         try:
+            if self._closing:
+                raise ShuttingDown("shutting down", retry_after_s=RESTART_RETRY_S)
             reply = await self._convert(req, user_hash, row, started)
         except Refusal as exc:
             await self._record(row, "refused", exc.code)
@@ -137,7 +150,10 @@ class ConversionService:
             self.metrics.requests.labels(req.platform, "error", exc.code).inc()
             raise
         except asyncio.CancelledError:
-            await asyncio.shield(self._record(row, "error", "cancelled"))
+            if self._closing:  # cut short by a shutdown: turned away, not an error
+                await asyncio.shield(self._record(row, "refused", ShuttingDown.code))
+            else:
+                await asyncio.shield(self._record(row, "error", "cancelled"))
             raise
         except Exception as exc:
             log.exception("request %s failed", req.request_id)
@@ -314,6 +330,42 @@ class ConversionService:
         await self._record(row, "error", kind)
         self.metrics.requests.labels(platform, "error", kind).inc()
 
+    async def record_refusal(
+        self,
+        platform: str,
+        user_id: str | int,
+        kind: str,
+        *,
+        chat_id: str | int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Record a request a front end turned away itself (e.g. 'shutting_down')."""
+        row: dict[str, Any] = {
+            "platform": platform,
+            "user_hash": self.db.hash_id(platform, user_id),
+            "chat_hash": None if chat_id is None else self.db.hash_id(platform, chat_id),
+            "request_id": request_id,
+        }
+        await self._record(row, "refused", kind)
+        self.metrics.requests.labels(platform, "refused", kind).inc()
+
+    async def check_open(
+        self,
+        platform: str,
+        user_id: str | int,
+        *,
+        chat_id: str | int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Raise ShuttingDown (after recording it) once shutdown began: for front ends that
+        would otherwise spend time (a download) on a request the service will refuse."""
+        if self._closing:
+            kind = ShuttingDown.code
+            await self.record_refusal(
+                platform, user_id, kind, chat_id=chat_id, request_id=request_id
+            )
+            raise ShuttingDown("shutting down", retry_after_s=RESTART_RETRY_S)
+
     async def remember_handle(self, result_key: str, platform: str, handle: str) -> None:
         """Keep the platform's id of an uploaded result (Telegram file_id) for repeat replies."""
         await self.db.cache.set_handle(result_key, platform, handle)
@@ -358,21 +410,43 @@ class ConversionService:
 
     @property
     def closing(self) -> bool:
-        """True once `drain` began: new requests are refused (readiness probes report it)."""
+        """True once shutdown began: new requests are refused (readiness probes report it)."""
         return self._closing
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
 
-    async def drain(self, timeout_s: float) -> bool:
-        """Stop accepting new requests and wait for those running; True when all finished."""
+    def begin_shutdown(self, grace_s: float | None = None) -> None:
+        """Refuse new requests from now on (ShuttingDown, with a usage row) and start the one
+        grace period every part of the process shares. Idempotent: the first call sets it."""
+        if self._deadline is None:
+            grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
+            self._deadline = time.monotonic() + max(0.0, grace)
         self._closing = True
-        pending = [t for t in self._inflight if not t.done()]
-        if not pending:
-            return True
-        _, still = await asyncio.wait(pending, timeout=timeout_s)
-        return not still
+
+    def grace_left(self) -> float:
+        """Seconds left of the shutdown grace period (beginning shutdown if needed)."""
+        self.begin_shutdown()
+        assert self._deadline is not None
+        return max(0.0, self._deadline - time.monotonic())
+
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Stop accepting new requests and let those in flight finish within the grace period
+        (`timeout_s`, or ANIMEBOT_SHUTDOWN_GRACE_S, counted from the first call). Then turn
+        away whatever still waits in the queue (ShuttingDown: bots keep those jobs for after
+        the restart and tell the person) and give the rest at most AFTER_GRACE_S to answer.
+        True when everything finished."""
+        self.begin_shutdown(timeout_s)
+        pending = {t for t in self._inflight if not t.done()}
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=self.grace_left())
+        if not self.queue.closed:
+            self.queue.close()
+        if pending:
+            log.info("shutdown: %d request(s) still in flight after the grace", len(pending))
+            _, pending = await asyncio.wait(pending, timeout=AFTER_GRACE_S)
+        return not pending
 
 
 def _key(input_key: str, version: str, side_by_side: bool, fmt: str, max_side: int | None) -> str:

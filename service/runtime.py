@@ -65,6 +65,8 @@ class Runtime:
                 log.info("cache purge: %s", removed)
             except Exception:
                 log.exception("cache purge failed")
+            if expired := await self.service.jobs.expire():
+                log.warning("dropped %d job(s) nobody finished within a day", expired)
             await asyncio.sleep(PURGE_EVERY_S)
 
     async def stop(self) -> None:

@@ -120,6 +120,11 @@ def test_size_policy_small_upscaled_large_capped_and_side_by_side(engine: Engine
     assert (capped.image.width, capped.image.height) == (400, 200) and "downscaled" in capped.notes
     both = engine.convert_sync(photo(100, 150), faces=False, side_by_side=True)
     assert (both.image.width, both.image.height) == (300, 100)
+    # max_side caps the whole result: a wide photo side by side is scaled to fit as a pair
+    for h, w, cap in ((100, 400, 301), (120, 400, 400), (400, 150, 250), (90, 90, 179)):
+        pair = engine.convert_sync(photo(h, w), faces=False, side_by_side=True, max_side=cap)
+        assert max(pair.image.width, pair.image.height) <= cap, (h, w, cap)
+        assert pair.image.width % 2 == 0 and "downscaled" in pair.notes
 
 
 def test_model_version_depends_on_style_and_faces(engine: Engine) -> None:

@@ -1,0 +1,104 @@
+"""Durable jobs, as the bots use them: accepted requests kept in the database until answered.
+
+    job = await service.jobs.accept(platform, user_id, lang, source=..., reply=...)
+    ...  # convert and answer
+    await service.jobs.finish(job)  # answered (a result, or a message saying why not)
+
+A bot accepts a job before the platform learns the request was received (Telegram: before
+the getUpdates offset moves past the update; Discord: right after the deferral), so a crash
+loses nothing that was confirmed. A job put off by a shutdown stays (`defer`). At start a bot
+finishes what is left (`resume`), at most `MAX_ATTEMPTS` times per job, so a photo that
+crashes the process cannot crash it forever.
+
+Storage trouble never fails a request: a job that cannot be written runs anyway (logged), it
+is only not durable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable
+from typing import Any, TypeVar
+
+from storage import Database, PendingJob
+from storage.clock import now_ms
+
+log = logging.getLogger("animebot.jobs")
+
+T = TypeVar("T")
+
+MAX_ATTEMPTS = 2  # process starts that may work on one job; the next start gives up on it
+MAX_AGE_S = 24 * 3600.0  # a job older than this is dropped (raw ids must not stay forever)
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def accept(
+        self,
+        platform: str,
+        user_id: str | int,
+        lang: str,
+        *,
+        request_id: str,
+        chat_id: str | int | None = None,
+        source: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+        reply: dict[str, Any] | None = None,
+    ) -> PendingJob | None:
+        """Write the job (committed when this returns); None when it could not be written."""
+        job = PendingJob(
+            id=request_id,
+            platform=platform,
+            user_id=str(user_id),
+            user_hash=self.db.hash_id(platform, user_id),
+            chat_id=None if chat_id is None else str(chat_id),
+            lang=lang,
+            source=dict(source or {}),
+            options=dict(options or {}),
+            reply=dict(reply or {}),
+        )
+        try:
+            await self.db.jobs.add(job)
+        except Exception:
+            log.exception("request %s: could not store the job; it runs, but not durably", job.id)
+            return None
+        return job
+
+    async def pending(self, platform: str) -> list[PendingJob]:
+        try:
+            return await self.db.jobs.pending(platform)
+        except Exception:
+            log.exception("could not read the pending %s jobs", platform)
+            return []
+
+    async def begin_attempt(self, job: PendingJob) -> int | None:
+        """Count a new attempt on a job left by an earlier process; None when it is gone."""
+        return await self._quietly(job.id, self.db.jobs.begin_attempt(job.id))
+
+    async def update_reply(self, job_id: str, **changes: Any) -> None:
+        """Remember more about where the answer goes (a status message sent meanwhile)."""
+        await self._quietly(job_id, self.db.jobs.update_reply(job_id, **changes))
+
+    async def defer(self, job_id: str, **reply_changes: Any) -> None:
+        """Put off by a shutdown: keep it for the next start (this attempt does not count)."""
+        await self._quietly(job_id, self.db.jobs.defer(job_id, **reply_changes))
+
+    async def finish(self, job_id: str) -> None:
+        """Answered: delete the job and the raw ids it holds."""
+        await self._quietly(job_id, self.db.jobs.delete(job_id))
+
+    async def expire(self, max_age_s: float = MAX_AGE_S) -> int:
+        """Drop jobs nobody finished within `max_age_s`."""
+        cutoff = now_ms() - int(max_age_s * 1000)
+        count = await self._quietly("-", self.db.jobs.delete_older_than(cutoff))
+        return int(count or 0)
+
+    @staticmethod
+    async def _quietly(job_id: str, step: Awaitable[T]) -> T | None:
+        try:
+            return await step
+        except Exception:
+            log.exception("request %s: job bookkeeping failed", job_id)
+            return None
