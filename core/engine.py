@@ -286,7 +286,7 @@ class Engine:
         rgb, alpha = decoded.rgb, decoded.alpha
         limit = min(max_side or self.config.max_side, self.config.max_side)
         if side_by_side:  # the cap is on what comes back: the photo and its result together
-            limit = side_by_side_limit(*rgb.shape[:2], limit)
+            limit = side_by_side_limit(rgb.shape[0], rgb.shape[1], limit)
         if max(rgb.shape[:2]) > limit:
             rgb = resize_max_side(rgb, limit)
             alpha = None if alpha is None else resize_max_side(alpha, limit)
