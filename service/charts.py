@@ -23,15 +23,15 @@ _RENDER_LOCK = threading.Lock()
 _NO_DATA = "no data yet"
 
 
-def render_stats_png(
-    summary: StatsSummary, *, title: str = "animebot usage", dpi: int = 100
-) -> bytes:
+def render_stats_png(summary: StatsSummary, *, title: str | None = None, dpi: int = 100) -> bytes:
     """Render conversions per day (stacked by platform), conversions per style, latency
-    p50/p95 and a text panel (totals, cache hit rate, errors, refusals) as PNG bytes."""
+    p50/p95 and a text panel (totals, cache hit rate, errors, refusals) as PNG bytes.
+
+    `title` is the whole title, used as given (default "animebot usage — last N days")."""
     with _RENDER_LOCK:
         fig = Figure(figsize=(12, 7.5), dpi=dpi, layout="constrained")
         FigureCanvasAgg(fig)
-        fig.suptitle(f"{title} — last {summary.days} days", fontsize=14)
+        fig.suptitle(title or chart_title(summary.days), fontsize=14)
         grid = fig.add_gridspec(2, 3, height_ratios=(1.1, 1))
         _per_day(fig.add_subplot(grid[0, :]), summary)
         _per_style(fig.add_subplot(grid[1, 0]), summary)
@@ -40,6 +40,10 @@ def render_stats_png(
         buf = io.BytesIO()
         fig.savefig(buf, format="png", metadata={"Software": None})
         return buf.getvalue()
+
+
+def chart_title(days: int) -> str:
+    return f"animebot usage — last {days} days"
 
 
 def _days(summary: StatsSummary) -> list[str]:

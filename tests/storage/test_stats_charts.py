@@ -7,7 +7,9 @@ import io
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from PIL import Image
 
 from service.charts import render_stats_png
@@ -103,3 +105,33 @@ def test_charts_do_not_use_pyplot() -> None:
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+async def test_the_stats_chart_title_says_its_window_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """/stats (both bots) and the dashboard's PNG: "… last 30 days", not "… — last 30 days"
+    twice."""
+    from matplotlib.figure import Figure
+
+    from service.runtime import Runtime
+    from service.settings import Settings
+
+    titles: list[str] = []
+    suptitle = Figure.suptitle
+
+    def spy(self: Figure, t: str, **kwargs: Any) -> Any:
+        titles.append(t)
+        return suptitle(self, t, **kwargs)
+
+    monkeypatch.setattr(Figure, "suptitle", spy)
+    runtime = await Runtime.start(Settings(data_dir=tmp_path / "data", workers=1))
+    try:
+        decode(await runtime.service.stats_chart(30))
+        decode(await runtime.service.stats_chart(7))
+    finally:
+        await runtime.stop()
+    assert len(titles) == 2
+    for title, days in zip(titles, (30, 7), strict=True):
+        assert title.count(f"last {days} days") == 1, title
+        assert title.count("days") == 1, title
