@@ -17,6 +17,10 @@ from core.errors import AnimeBotError, ImageTooLarge, ImageTooSmall, UnknownStyl
 LANGUAGES = ("en", "zh", "ru")
 DEFAULT_LANGUAGE = "en"
 LANGUAGE_NAMES = {"en": "English", "zh": "中文", "ru": "Русский"}
+# Script variants: a catalogue of its own that falls back to its base language, for a platform
+# that tells them apart. Discord's zh-TW (Traditional Chinese) has the Discord and common
+# messages; everyone else's "zh" is Simplified.
+VARIANTS = {"zh-TW": "zh"}
 _ROOT = Path(__file__).resolve().parent / "locales"
 
 
@@ -40,8 +44,10 @@ def catalogue(lang: str) -> dict[str, str]:
 
 
 def t(key: str, lang: str | None = None, /, **params: object) -> str:
-    """The message `key` in `lang` (falling back to English), with `params` filled in."""
-    text = catalogue(normalize_language(lang)).get(key) or catalogue(DEFAULT_LANGUAGE)[key]
+    """The message `key` in `lang` (a variant such as "zh-TW" falls back to its base language,
+    any language to English), with `params` filled in."""
+    text = catalogue(lang).get(key) if lang in VARIANTS else None
+    text = text or catalogue(normalize_language(lang)).get(key) or catalogue(DEFAULT_LANGUAGE)[key]
     return text.format(**params) if params else text
 
 

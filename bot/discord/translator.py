@@ -11,16 +11,20 @@ from __future__ import annotations
 import discord
 from discord import app_commands
 
-from i18n import DEFAULT_LANGUAGE, LANGUAGES, catalogue, normalize_language, t
+from i18n import DEFAULT_LANGUAGE, LANGUAGES, VARIANTS, catalogue, normalize_language, t
 
 
 def language(interaction: discord.Interaction[discord.Client]) -> str:
-    """The catalogue language for the person who used the interaction ("zh-CN" -> "zh")."""
-    return normalize_language(interaction.locale.value)
+    """The catalogue language for the person who used the interaction ("zh-CN" -> "zh";
+    "zh-TW", Traditional Chinese, is a catalogue variant of its own)."""
+    locale = interaction.locale.value
+    return locale if locale in VARIANTS else normalize_language(locale)
 
 
 def catalogue_language(locale: discord.Locale) -> str | None:
     """The catalogue language for a Discord locale, or None when we have none for it."""
+    if locale.value in VARIANTS:
+        return locale.value
     base = locale.value.replace("_", "-").split("-")[0].lower()
     return base if base in LANGUAGES else None
 
@@ -51,7 +55,7 @@ class CatalogueTranslator(app_commands.Translator):
         lang = catalogue_language(locale)
         if not isinstance(key, str) or lang is None or lang == DEFAULT_LANGUAGE:
             return None
-        if key not in catalogue(lang):
+        if key not in catalogue(lang) and key not in catalogue(VARIANTS.get(lang, lang)):
             return None
         translated = t(key, lang)
         return None if translated == string.message else translated
