@@ -125,6 +125,14 @@ FIELDS: tuple[Field, ...] = (
         _url,
     ),
     Field(
+        "ANIMEBOT_ID_KEY_FILE",
+        "id_key_file",
+        Path,
+        None,
+        "file holding the key that hashes ids, kept out of the database "
+        "(default <db folder>/<db name>.key)",
+    ),
+    Field(
         "ANIMEBOT_ADMIN_TOKEN",
         "admin_token",
         _str,
@@ -318,6 +326,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
+    id_key_file: Path | None = None
     admin_token: str = ""
     default_style: str = ""
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)

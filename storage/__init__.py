@@ -5,7 +5,7 @@ Knows nothing of images, models, bots or the engine: it stores rows and opaque b
 
 from storage.cache import CacheEntry, CacheRepo
 from storage.db import Database
-from storage.errors import SchemaTooNewError, StorageError
+from storage.errors import IdKeyError, SchemaTooNewError, StorageError
 from storage.jobs import PendingJob
 from storage.migrations import LATEST_VERSION
 from storage.prefs import UserPrefs
@@ -19,6 +19,7 @@ __all__ = [
     "Database",
     "DayCount",
     "Failure",
+    "IdKeyError",
     "PendingJob",
     "SchemaTooNewError",
     "StatsSummary",

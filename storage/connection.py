@@ -101,6 +101,9 @@ class SqlConnection:
                 await _enable_wal(conn, busy_timeout_ms)
             await _scalar(conn, "PRAGMA synchronous=NORMAL")
             await _scalar(conn, "PRAGMA foreign_keys=ON")
+            # Deleted rows are zeroed, not left in free space: /forget, expired jobs (which
+            # hold raw chat ids) and the moved id key leave nothing behind in the file.
+            await _scalar(conn, "PRAGMA secure_delete=ON")
             await _scalar(conn, f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         except BaseException:
             await run_to_completion(conn.close())

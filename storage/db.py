@@ -24,7 +24,7 @@ from storage.connection import DEFAULT_BUSY_TIMEOUT_MS, SqlConnection
 from storage.jobs import JobsRepo
 from storage.migrations import apply_migrations, check_not_newer, schema_version
 from storage.prefs import PrefsRepo
-from storage.privacy import hash_id, load_or_create_secret
+from storage.privacy import checkpoint, default_key_file, derive_key, hash_id, load_key
 from storage.quota import QuotaRepo
 from storage.stats import DAY_S, StatsRepo
 from storage.usage import UsageRepo
@@ -41,10 +41,17 @@ class Database:
     """The service's single handle on storage; create with `await Database.open(...)`."""
 
     def __init__(
-        self, sql: SqlConnection, secret: bytes, cache: CacheRepo, *, quota_keep_days: int
+        self,
+        sql: SqlConnection,
+        secret: bytes,
+        cache: CacheRepo,
+        *,
+        quota_keep_days: int,
+        key_file: Path | None = None,
     ) -> None:
         self._sql = sql
         self._secret = secret
+        self.key_file = key_file
         self._closed = False
         self.path = sql.path
         self.cache = cache
@@ -67,17 +74,22 @@ class Database:
         input_ttl_s: float = DEFAULT_INPUT_TTL_S,
         quota_keep_days: int = DEFAULT_QUOTA_KEEP_DAYS,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+        key_file: Path | None = None,
     ) -> Database:
         """Open (creating if needed) and migrate; raises SchemaTooNewError for a file
-        written by a newer release. The parent directory is created."""
+        written by a newer release. The parent directory is created.
+
+        The key that hashes ids lives in `key_file` (default `<dir>/<stem>.key`, mode 0600),
+        never in the database; IdKeyError when it is missing or belongs to another database."""
         db_path = Path(path)
+        key_path = default_key_file(db_path) if key_file is None else Path(key_file)
         await asyncio.to_thread(db_path.parent.mkdir, parents=True, exist_ok=True)
         sql = await SqlConnection.open(db_path, busy_timeout_ms=busy_timeout_ms, wal=False)
         try:
             await check_not_newer(sql)  # before anything writes to a file we may not own
             await sql.enable_wal()
             await apply_migrations(sql)
-            secret = await load_or_create_secret(sql)
+            secret = await load_key(sql, key_path)
         except BaseException:
             await sql.close(optimize=False)
             raise
@@ -88,7 +100,7 @@ class Database:
             result_ttl_s=result_ttl_s,
             input_ttl_s=input_ttl_s,
         )
-        return cls(sql, secret, cache, quota_keep_days=quota_keep_days)
+        return cls(sql, secret, cache, quota_keep_days=quota_keep_days, key_file=key_path)
 
     async def close(self) -> None:
         """Close the connection (idempotent); waits for an in-flight statement."""
@@ -112,6 +124,11 @@ class Database:
         """Pseudonymous id to store instead of a raw platform user or chat id."""
         return hash_id(self._secret, platform, raw_id)
 
+    def derive_key(self, purpose: str) -> bytes:
+        """A key of this install for another use (e.g. signing cookies), derived from the id
+        key so it needs no storage of its own, and independent of the id hashes."""
+        return derive_key(self._secret, purpose)
+
     async def schema_version(self) -> int:
         """The migrated schema version of the open file."""
         return await schema_version(self._sql)
@@ -123,7 +140,8 @@ class Database:
 
     async def backup(self, dest: str | Path) -> None:
         """Write a consistent, compacted copy of the database to `dest` (VACUUM INTO), safe
-        while the service runs. The copy includes the install secret; guard it."""
+        while the service runs. The copy does not include the id key (`key_file`): keep a
+        copy of that file too, separately, or the restored records match no one."""
         # SQLite itself refuses a non-empty existing target, so nothing is overwritten.
         await self._sql.execute_outside_transaction("VACUUM INTO ?", (str(Path(dest)),))
 
@@ -146,6 +164,7 @@ class Database:
             paths = await self.cache.delete_owned(tx, user_hash)
         already = set(early)
         files += await self.cache.unlink([p for p in paths if p not in already])
+        await checkpoint(self._sql)  # the deleted rows are zeroed; now out of the WAL too
         return {
             "usage": usage,
             "prefs": prefs,

@@ -18,3 +18,7 @@ class SchemaTooNewError(StorageError):
         )
         self.found = found
         self.supported = supported
+
+
+class IdKeyError(StorageError):
+    """The key file that hashes ids is missing, unreadable or belongs to another database."""

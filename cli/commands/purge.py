@@ -47,6 +47,7 @@ async def _purge(settings: Settings) -> dict[str, int]:
         cache_budget_bytes=int(settings.cache_mb * 1024 * 1024),
         result_ttl_s=settings.result_ttl_days * 86400,
         input_ttl_s=settings.input_ttl_hours * 3600,
+        key_file=settings.id_key_file,
     )
     async with db:
         return await db.purge()

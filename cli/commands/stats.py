@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr if args.csv else sys.stdout,
         )
         return 0
-    summary = asyncio.run(_summary(path, args.days))
+    summary = asyncio.run(_summary(path, args.days, settings.id_key_file))
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(summary.to_csv_rows())
     else:
@@ -54,10 +54,10 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _summary(path: Path, days: int) -> StatsSummary:
+async def _summary(path: Path, days: int, key_file: Path | None) -> StatsSummary:
     from storage import Database
 
-    async with await Database.open(path) as db:
+    async with await Database.open(path, key_file=key_file) as db:
         return await db.stats.summary(days=days)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storage import Database, UsageRecord
+from storage import Database, IdKeyError, UsageRecord
 
 RAW_ID = 987_654_321_123
 
@@ -98,15 +98,34 @@ async def test_forget_removes_one_user_only(db: Database, db_path: Path) -> None
     }
 
 
-async def test_backup_is_a_working_copy_with_the_secret(db: Database, tmp_path: Path) -> None:
+async def test_backup_is_a_working_copy_without_the_key(db: Database, tmp_path: Path) -> None:
     user = db.hash_id("web", "someone")
     await db.prefs.update("web", user, style="hayao")
     target = tmp_path / "backup" / "copy.db"
     target.parent.mkdir()
     await db.backup(target)
-    async with await Database.open(target) as copy:
+    with pytest.raises(IdKeyError):  # the key stays out of the backup: it is a separate file
+        await Database.open(target)
+    assert db.key_file is not None
+    async with await Database.open(target, key_file=db.key_file) as copy:
         assert copy.hash_id("web", "someone") == user
         assert (await copy.prefs.get("web", user)).style == "hayao"
         assert await copy.integrity_check() == "ok"
     with pytest.raises(sqlite3.OperationalError):
         await db.backup(target)  # never overwrites an existing file
+
+
+async def test_forgotten_rows_leave_no_bytes_behind(db: Database, db_path: Path) -> None:
+    """Deleted rows are zeroed and checkpointed out of the WAL: a copy of the files made after
+    /forget holds nothing of the person (the same holds for the moved id key and spent jobs)."""
+    user = db.hash_id("telegram", RAW_ID)
+    marker = "forgotten-marker-" + "q" * 40
+    await db.prefs.update("telegram", user, style=marker)
+    await db.usage.record(
+        UsageRecord(platform="telegram", status="ok", user_hash=user, style=marker)
+    )
+    await db.prefs.update("telegram", db.hash_id("telegram", 2), style="hayao")  # pages stay used
+    assert marker.encode() in db_text(db_path)
+    await db.forget("telegram", user)
+    assert marker.encode() not in db_text(db_path)
+    assert user.encode() not in db_text(db_path)
