@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from core.engine import Engine, EngineConfig
 from core.registry import Registry, user_models_dir
+from service import logprivacy
 from service.convert import ConversionService
 from service.settings import Settings
 from storage import Database
@@ -19,6 +20,17 @@ from storage import Database
 log = logging.getLogger("animebot.runtime")
 
 PURGE_EVERY_S = 3600.0
+
+
+def protect_secrets(settings: Settings) -> None:
+    """Keep every token of the settings out of every log record, from now on."""
+    telegram_secret = settings.telegram_token.split(":", 1)[-1]
+    logprivacy.protect(
+        settings.telegram_token,
+        telegram_secret if len(telegram_secret) >= 8 else "",
+        settings.discord_token,
+        settings.admin_token,
+    )
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -41,6 +53,7 @@ class Runtime:
 
     @classmethod
     async def start(cls, settings: Settings, *, registry: Registry | None = None) -> Runtime:
+        protect_secrets(settings)
         if registry is None:
             from models import WEIGHTS_DIR
 

@@ -62,6 +62,8 @@ class Field:
     help: str
     check: Callable[[Any], str | None] = lambda _: None
     secret: bool = False
+    # Personal data (people's ids): the start-up log shows how many, never which.
+    private: bool = False
 
 
 def _positive(v: Any) -> str | None:
@@ -268,6 +270,7 @@ FIELDS: tuple[Field, ...] = (
         frozenset(),
         "Telegram user ids allowed /stats (comma separated)",
         _user_ids,
+        private=True,
     ),
     Field(
         "TELEGRAM_WEBHOOK_URL",
@@ -308,6 +311,7 @@ FIELDS: tuple[Field, ...] = (
         frozenset(),
         "Discord user ids allowed /stats (comma separated)",
         _user_ids,
+        private=True,
     ),
     Field(
         "DISCORD_GUILD_ID",
@@ -403,6 +407,8 @@ class Settings:
             value = getattr(self, f.attr)
             if f.secret:
                 value = "(set)" if value else "(unset)"
+            elif f.private:
+                value = f"({len(value)} set)" if value else "(none)"
             elif isinstance(value, frozenset):
                 value = ",".join(sorted(value)) or "(none)"
             lines.append(f"{f.env}={value}")

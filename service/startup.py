@@ -7,6 +7,7 @@ import logging
 import sys
 from typing import TextIO
 
+from service import logprivacy
 from service.settings import Settings, SettingsError
 
 
@@ -23,12 +24,12 @@ def load_settings(command: str, stream: TextIO | None = None) -> Settings | None
 
 
 def configure_logging(level: str) -> None:
+    """One log format on stderr; our loggers at `level`, library loggers capped (their DEBUG
+    lines are raw API payloads); every record scrubbed of tokens, people's ids and names."""
+    logprivacy.install()
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    # Third-party chatter (HTTP client connection pools, bot libraries) only when debugging.
-    if level.upper() != "DEBUG":
-        for noisy in ("httpx", "httpcore", "telegram", "discord", "PIL", "matplotlib"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    logprivacy.cap_third_party_loggers(level)
