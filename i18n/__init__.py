@@ -73,6 +73,9 @@ def error_message(exc: BaseException, lang: str | None = None) -> str:
         params["styles"] = ", ".join(exc.available)
     ref = getattr(exc, "request_id", None)
     params["ref"] = ref or "-"
+    extra = getattr(exc, "message_params", None)  # an error's own placeholders
+    if isinstance(extra, dict):
+        params.update(extra)
     key = f"error.{exc.code}"
     if key not in catalogue(DEFAULT_LANGUAGE):
         key = "error.internal"

@@ -25,9 +25,16 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from core.session import thumbnail
+from models.critic import (
+    MultiScaleCritic,
+    augment_together,
+    critic_loss,
+    feature_matching,
+    generator_loss,
+)
 from models.losses import DistillLoss
 from models.metrics import psnr, ssim
-from models.pairs import Pair, load_pairs, split_pairs
+from models.pairs import Pair, _thumbnail, load_pairs, pairs_dir, split_pairs
 from models.student import Student, StudentConfig, count_parameters
 
 # Styles we train: the pair folder, and which shared test photos the validation must keep unseen.
@@ -75,6 +82,13 @@ class Options:
     half_refine: int = 0
     ema: float = 0.0
     init: Path | None = None
+    # Adversarial distillation (models/critic.py); 0 = pixel losses only.
+    w_adv: float = 0.0
+    w_fm: float = 1.0
+    d_lr: float = 2e-4
+    d_width: int = 32
+    unpaired: int = 0  # crops per step of unpaired photos (adversarial term only)
+    unpaired_photos: int = 0  # use only the first N unpaired photos (0: all; tests)
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -118,6 +132,54 @@ class CropSampler:
             ys.append(a)
             ts.append(thumb)
         return np.stack(xs), np.stack(ys), np.ascontiguousarray(np.stack(ts))
+
+
+class UnpairedSampler:
+    """Random crops of photos with no target: the adversarial term needs none, so every photo
+    side of every pair folder teaches the generator what a drawing of a photo looks like, which
+    is far more variety than the style's own few dozen pairs. Photos that look like one of the
+    style's validation photos (the same scene in another style's folder) are left out, so
+    validation stays unseen. The shared test photos (data/photos) are left out too: the README
+    examples are made from them and say so."""
+
+    def __init__(
+        self,
+        exclude: list[Pair],
+        crop: int,
+        count: int,
+        rng: np.random.Generator,
+        limit: int = 0,
+    ) -> None:
+        held_out = [_thumbnail(p.photo) for p in exclude]
+        self.images: list[np.ndarray] = []
+        self.thumbs: list[np.ndarray] = []
+        for path in sorted(pairs_dir().glob("*/*_photo.jpg")):
+            if limit and len(self.images) >= limit:
+                break
+            t = _thumbnail(path)
+            if any(float(t @ h) / t.size > 0.6 for h in held_out):
+                continue
+            photo = read_rgb(path)
+            if min(photo.shape[:2]) < crop:
+                continue
+            self.images.append(photo)
+            self.thumbs.append(thumbnail(photo)[0])
+        self.crop, self.count, self.rng = crop, count, rng
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        xs, ts = [], []
+        for _ in range(self.count):
+            i = int(self.rng.integers(len(self.images)))
+            photo, thumb = self.images[i], self.thumbs[i]
+            h, w = photo.shape[:2]
+            y0 = int(self.rng.integers(h - self.crop + 1))
+            x0 = int(self.rng.integers(w - self.crop + 1))
+            p = photo[y0 : y0 + self.crop, x0 : x0 + self.crop]
+            if self.rng.random() < 0.5:
+                p, thumb = p[:, ::-1], thumb[:, :, ::-1]
+            xs.append(p)
+            ts.append(thumb)
+        return np.stack(xs), np.ascontiguousarray(np.stack(ts))
 
 
 def to_tensor(batch: np.ndarray) -> torch.Tensor:
@@ -303,6 +365,12 @@ def train(opts: Options) -> dict[str, object]:
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
     criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
+    critic = MultiScaleCritic(opts.d_width) if opts.w_adv > 0 else None
+    d_optim = (
+        torch.optim.Adam(critic.parameters(), lr=opts.d_lr, betas=(0.5, 0.999))
+        if critic is not None
+        else None
+    )
     step, elapsed, best = 0, 0.0, -1.0
     last = opts.out / "last.pt"
     fresh_init = opts.init is not None and not last.exists()
@@ -330,6 +398,9 @@ def train(opts: Options) -> dict[str, object]:
         if ema is not None and "ema" in state:
             ema.load_state_dict(state["ema"])
         optim.load_state_dict(state["optim"])
+        if critic is not None and d_optim is not None and "critic" in state:
+            critic.load_state_dict(state["critic"])
+            d_optim.load_state_dict(state["d_optim"])
         step, elapsed, best = state["step"], state["elapsed"], state["best"]
         rng = state["rng"]
         torch.set_rng_state(state["torch_rng"])
@@ -342,6 +413,13 @@ def train(opts: Options) -> dict[str, object]:
         f"train={len(train_pairs)} val={len(val_pairs)} {split['val']}"
     )
     sampler = CropSampler(train_pairs, opts, rng)
+    unpaired = (
+        UnpairedSampler(val_pairs, opts.crop, opts.unpaired, rng, opts.unpaired_photos)
+        if critic is not None and opts.unpaired > 0
+        else None
+    )
+    if unpaired is not None:
+        say(f"unpaired photos for the adversarial term: {len(unpaired.images)}")
     val_images = validation_images(val_pairs, opts.val_max_side)
     if fresh_init:
         # The start point competes for best.pt: a fine-tune that never beats it keeps it, and
@@ -361,7 +439,11 @@ def train(opts: Options) -> dict[str, object]:
         x, y, t = to_tensor(x_np), to_tensor(y_np), torch.from_numpy(thumbs)
         for group in optim.param_groups:
             group["lr"] = lr_at(step, opts.steps, opts.lr)
-        loss, parts = criterion(model(x, t), y)
+        out = model(x, t)
+        loss, parts = criterion(out, y)
+        if critic is not None and d_optim is not None:
+            extra = adversarial_step(critic, d_optim, model, x, y, t, out, unpaired, opts, parts)
+            loss = loss + extra
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -387,11 +469,25 @@ def train(opts: Options) -> dict[str, object]:
             if scores["psnr"] > best:
                 best = scores["psnr"]
                 save(opts.out / "best.pt", model=scored.state_dict(), scores=scores, **common)
+            if critic is not None:
+                # Adversarial runs trade a little PSNR for strokes, so the best PSNR is not the
+                # best look: keep every scored point for bench/look.py and the eye to choose.
+                save(
+                    opts.out / f"step{step:05d}.pt",
+                    model=scored.state_dict(),
+                    scores=scores,
+                    **common,
+                )
             save(
                 last,
                 model=model.state_dict(),
                 **({"ema": ema.state_dict()} if ema is not None else {}),
                 optim=optim.state_dict(),
+                **(
+                    {"critic": critic.state_dict(), "d_optim": d_optim.state_dict()}
+                    if critic is not None and d_optim is not None
+                    else {}
+                ),
                 elapsed=elapsed,
                 best=best,
                 rng=rng,
@@ -401,6 +497,46 @@ def train(opts: Options) -> dict[str, object]:
     bar.close()
     say(f"finished at step {step} after {elapsed / 60:.1f} min; best val PSNR {best:.2f} dB")
     return {"step": step, "minutes": elapsed / 60, "best_psnr": best}
+
+
+def adversarial_step(
+    critic: MultiScaleCritic,
+    d_optim: torch.optim.Optimizer,
+    model: Student,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    t: torch.Tensor,
+    out: torch.Tensor,
+    unpaired: UnpairedSampler | None,
+    opts: Options,
+    parts: dict[str, float],
+) -> torch.Tensor:
+    """One critic update, then the generator's adversarial and feature-matching terms."""
+    xu = tu = out_u = None
+    if unpaired is not None:
+        xu_np, tu_np = unpaired.sample()
+        xu, tu = to_tensor(xu_np), torch.from_numpy(tu_np)
+        out_u = model(xu, tu)
+    critic.requires_grad_(True)
+    p_a, y_a, o_a = augment_together(x, y, out.detach())
+    fakes = [critic(p_a, o_a)]
+    if xu is not None and out_u is not None:
+        fakes.append(critic(*augment_together(xu, out_u.detach())))
+    d_loss = critic_loss(critic(p_a, y_a), fakes[0])
+    for extra in fakes[1:]:
+        d_loss = d_loss + critic_loss(critic(p_a, y_a), extra)
+    d_optim.zero_grad(set_to_none=True)
+    d_loss.backward()  # type: ignore[no-untyped-call]
+    d_optim.step()
+    critic.requires_grad_(False)
+    p_a, y_a, o_a = augment_together(x, y, out)
+    real, fake = critic(p_a, y_a), critic(p_a, o_a)
+    adv = generator_loss(fake)
+    if xu is not None and out_u is not None:
+        adv = (adv + generator_loss(critic(*augment_together(xu, out_u)))) / 2
+    fm = feature_matching(real, fake)
+    parts.update(d=float(d_loss.detach()), adv=float(adv.detach()), fm=float(fm.detach()))
+    return opts.w_adv * adv + opts.w_fm * fm
 
 
 def parse_args(argv: list[str] | None = None) -> Options:
@@ -444,6 +580,14 @@ def parse_args(argv: list[str] | None = None) -> Options:
         default=0,
         help="zero-initialised residual blocks at half resolution (stroke capacity)",
     )
+    ap.add_argument("--w-adv", type=float, default=0.0, help="adversarial term (0: off)")
+    ap.add_argument("--w-fm", type=float, default=1.0, help="critic feature matching")
+    ap.add_argument("--d-lr", type=float, default=2e-4, help="critic learning rate")
+    ap.add_argument("--d-width", type=int, default=32, help="critic width")
+    ap.add_argument(
+        "--unpaired", type=int, default=0, help="unpaired photo crops per step (adversarial)"
+    )
+    ap.add_argument("--unpaired-photos", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument(
         "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
     )
@@ -483,6 +627,12 @@ def parse_args(argv: list[str] | None = None) -> Options:
         half_refine=a.half_refine,
         ema=a.ema,
         init=a.init,
+        w_adv=a.w_adv,
+        w_fm=a.w_fm,
+        d_lr=a.d_lr,
+        d_width=a.d_width,
+        unpaired=a.unpaired,
+        unpaired_photos=a.unpaired_photos,
     )
 
 

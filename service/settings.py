@@ -8,6 +8,7 @@ start-up with one clear line per problem. Tokens are never printed (see `describ
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -51,6 +52,20 @@ def _ids(raw: str) -> frozenset[str]:
 
 def _str(raw: str) -> str:
     return raw.strip()
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def networks(raw: str) -> tuple[Network, ...]:
+    """Addresses and CIDR ranges, separated by commas or spaces ("10.0.0.0/8, ::1")."""
+    found: list[Network] = []
+    for part in raw.replace(";", ",").replace(",", " ").split():
+        try:
+            found.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(f"not an IP address or CIDR range: {part!r}") from None
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -125,6 +140,14 @@ FIELDS: tuple[Field, ...] = (
         "",
         "address people reach the web page at (links)",
         _url,
+    ),
+    Field(
+        "ANIMEBOT_TRUSTED_PROXIES",
+        "trusted_proxies",
+        networks,
+        (),
+        "reverse proxies (addresses or CIDR ranges, comma separated) whose X-Forwarded-For "
+        "names the client",
     ),
     Field(
         "ANIMEBOT_ID_KEY_FILE",
@@ -330,6 +353,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
+    trusted_proxies: tuple[Network, ...] = ()
     id_key_file: Path | None = None
     admin_token: str = ""
     default_style: str = ""
@@ -411,6 +435,8 @@ class Settings:
                 value = f"({len(value)} set)" if value else "(none)"
             elif isinstance(value, frozenset):
                 value = ",".join(sorted(value)) or "(none)"
+            elif isinstance(value, tuple):
+                value = ",".join(str(v) for v in value) or "(none)"
             lines.append(f"{f.env}={value}")
         return lines
 
@@ -427,6 +453,6 @@ def help_text() -> str:
     """The settings table for `animebot serve --help`."""
     lines = ["settings (environment variables, or keys of the TOML file named by ANIMEBOT_CONFIG):"]
     for f in FIELDS:
-        default = "" if f.default in (None, "", frozenset()) else f" [default: {f.default}]"
+        default = "" if f.default in (None, "", frozenset(), ()) else f" [default: {f.default}]"
         lines.append(f"  {f.env:<28} {f.help}{default}")
     return "\n".join(lines)

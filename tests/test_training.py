@@ -377,3 +377,47 @@ def test_int8_export_keeps_the_stem_head_and_overview_float_and_quantizes_the_re
     assert {n for n, q in convs.items() if q and n.startswith(in_float)} == set()
     assert any(n.startswith("/stem/") for n in convs) and any(n.startswith("/head/") for n in convs)
     assert sum(convs.values()) >= 8  # down, body, refine and decoder convs are INT8
+
+
+def test_half_resolution_blocks_grow_a_trained_student_without_changing_it() -> None:
+    source_cfg = StudentConfig((8, 8, 16), 2, 2, refine=1, linear_up=1)
+    source = _perturbed(Student(source_cfg)).eval()
+    grown_cfg = replace(source_cfg, half_refine=2, refine=2)
+    assert grows(source_cfg, grown_cfg) and not grows(grown_cfg, source_cfg)
+    grown = Student(grown_cfg).eval()
+    grown.load_state_dict(source.state_dict(), strict=False)
+    x = torch.rand(1, 3, 64, 96) * 2 - 1
+    with torch.no_grad():
+        assert torch.equal(grown(x), source(x))
+    assert StudentConfig.from_dict(grown_cfg.to_dict()) == grown_cfg
+
+
+def test_augmentation_moves_a_photo_and_its_drawings_together() -> None:
+    from models.critic import augment_together
+
+    torch.manual_seed(0)
+    photo = torch.rand(4, 3, 32, 32)
+    a, b = augment_together(photo, photo.clone())
+    assert torch.equal(a, b) and not torch.equal(a, photo)
+    assert (a == 0).float().mean() > 0.05  # the cutout (and the translation's padding)
+
+
+@needs_shared
+def test_adversarial_training_updates_the_critic_logs_its_terms_and_resumes(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    args = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64"]
+    args += ["--val-every", "2", "--val-max-side", "96", "--threads", "1"]
+    args += ["--widths", "8", "8", "16", "--blocks", "1", "--expansion", "2", "--d-width", "8"]
+    args += ["--w-adv", "0.5", "--unpaired", "2", "--unpaired-photos", "4", "--lr", "0.01"]
+    train_main([*args, "--steps", "2"])
+    state = torch.load(out / "last.pt", weights_only=False)
+    first_critic = {k: v.clone() for k, v in state["critic"].items()}
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert {"d", "adv", "fm"} <= set(record) and record["d"] > 0
+    assert (out / "step00002.pt").is_file() and "unpaired photos" in (out / "train.log").read_text()
+    train_main([*args, "--steps", "4"])
+    resumed = torch.load(out / "last.pt", weights_only=False)
+    assert resumed["step"] == 4 and "resumed at step 2" in (out / "train.log").read_text()
+    assert any(not torch.equal(first_critic[k], v) for k, v in resumed["critic"].items())

@@ -13,25 +13,29 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from aiohttp import web
 
 import i18n
-from service.ratelimit import RateLimiter
 from service.runtime import Runtime
+from web.admin_auth import AdminAuth
+from web.clientaddr import client_address
+from web.forms import FORM_OVERHEAD_BYTES
 from web.lang import request_language
 from web.metrics import WebMetrics
 from web.templates import STATIC_DIR, Assets, load_assets
+from web.visitor import Visitors
 
 log = logging.getLogger("animebot.web")
 
-# Multipart framing and the small form fields around the photo.
-FORM_OVERHEAD_BYTES = 64 * 1024
 # The web page's long-side cap (the engine's own cap, ANIMEBOT_MAX_SIDE, still applies).
 WEB_MAX_SIDE = 2048
 # No client addresses or user agents in the access log (privacy); request line, status, size, time.
 ACCESS_LOG_FORMAT = '"%r" %s %b %Tfs'
+# What every response says in `Server:` (aiohttp's default names the Python and aiohttp
+# versions, which helps nobody but someone looking for a known hole).
+SERVER_NAME = "animebot"
 CSP = (
     "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
@@ -44,16 +48,22 @@ class WebState:
     runtime: Runtime
     metrics: WebMetrics
     max_side: int
+    # Signs the anonymous visitor cookies; hands out new ones sparingly per address.
+    visitors: Visitors
+    # Dashboard sessions, device cookies and failed sign-in counting per address.
+    admin: AdminAuth
     draining: bool = False
     _assets: Assets | None = None
-    # Failed admin sign-ins per client address: 5 at once, then one every 10 s.
-    login_limiter: RateLimiter = field(default_factory=lambda: RateLimiter(5, 6.0))
 
     @property
     def assets(self) -> Assets:
         if self._assets is None:
             raise RuntimeError("web assets are loaded at application start-up")
         return self._assets
+
+    def client(self, request: web.Request) -> str:
+        """The client's address (X-Forwarded-For believed from ANIMEBOT_TRUSTED_PROXIES)."""
+        return client_address(request, self.runtime.settings.trusted_proxies)
 
     @property
     def upload_limit(self) -> int:
@@ -156,22 +166,39 @@ async def _load_assets(app: web.Application) -> None:
     app[STATE]._assets = await asyncio.to_thread(load_assets)
 
 
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_NAME
+
+
+def _hide_server_version() -> None:
+    """Also for what aiohttp answers itself, before any route (a malformed request line)."""
+    from aiohttp import web_response
+
+    if hasattr(web_response, "SERVER_SOFTWARE"):
+        web_response.SERVER_SOFTWARE = SERVER_NAME
+
+
 def make_app(runtime: Runtime, *, max_side: int = WEB_MAX_SIDE) -> web.Application:
     """The whole web front end for one runtime (the page, API, dashboard, health, metrics)."""
-    from web import health, metrics, routes_admin, routes_public
+    from web import health, metrics, routes_admin, routes_public, uploads
 
     settings = runtime.settings
     app = web.Application(
-        middlewares=[guard],
+        middlewares=[guard, uploads.bound_uploads],
         client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,  # = WebState.body_limit
     )
     state = WebState(
         runtime=runtime,
         metrics=WebMetrics(lambda: runtime.service.inflight),
         max_side=min(max_side, settings.max_side),
+        visitors=Visitors(runtime.db.derive_key("web-visitor-cookie")),
+        admin=AdminAuth(settings.admin_token, runtime.db.derive_key("web-admin-device")),
     )
     app[STATE] = state
+    app[uploads.UPLOADS] = uploads.budget_for(state.body_limit)
     app.on_startup.append(_load_assets)
+    app.on_response_prepare.append(_server_header)
+    _hide_server_version()
     routes_public.setup(app)
     routes_admin.setup(app)
     app.router.add_get("/healthz", health.healthz)

@@ -1,33 +1,42 @@
 """The admin dashboard, behind ANIMEBOT_ADMIN_TOKEN.
 
-Sign in through the form (an HttpOnly, SameSite=Strict session cookie signed with the token, so
-changing the token signs everyone out) or send `Authorization: Bearer <token>`. Comparisons are
-constant-time; failed sign-ins are rate limited per address; the token is never logged. Without
-a configured token the dashboard is off and says how to turn it on.
+Sign in through the form (a server-side session behind an HttpOnly, SameSite=Strict cookie;
+signing out ends it) or send `Authorization: Bearer <token>`. Comparisons are constant-time;
+failed attempts are limited per client address (a browser that signed in before is limited on
+its own, so guessing from its address cannot lock its owner out); cross-site sign-ins and
+sign-outs are refused; the token is never logged. See `web.admin_auth`. Without a configured
+token the dashboard is off and says how to turn it on.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 
 import i18n
+from core.errors import InputError
 from storage import StatsSummary
+from web.admin_auth import (
+    ADMIN_COOKIE,
+    DEVICE_COOKIE,
+    DEVICE_S,
+    SESSION_S,
+    Verdict,
+    cross_site,
+)
 from web.app import STATE, WebState, json_error
-from web.lang import remember_language, request_language
+from web.forms import read_form
+from web.lang import remember_language, request_language, supported
 from web.routes_public import html_response, page, style_label
 from web.templates import render, script_json
 
 log = logging.getLogger("animebot.web.admin")
 
-ADMIN_COOKIE = "animebot_admin"
-SESSION_S = 12 * 3600
 DAY_CHOICES = (1, 7, 30, 90, 365)
 DEFAULT_DAYS = 30
 MAX_DAYS = 3650
@@ -45,28 +54,36 @@ def setup(app: web.Application) -> None:
 # -- authentication -----------------------------------------------------------------------------
 
 
-def session_value(token: str, expires: int) -> str:
-    message = f"animebot-admin-session:{expires}".encode()
-    signature = hmac.new(token.encode(), message, hashlib.sha256).hexdigest()
-    return f"{expires}.{signature}"
+def authorized(request: web.Request) -> tuple[bool, float]:
+    """(signed in?, seconds to wait when the client's address is locked by failed attempts).
 
-
-def authorized(request: web.Request) -> bool:
-    token = request.app[STATE].runtime.settings.admin_token
-    if not token:
-        return False
+    A bearer token is an attempt like a sign-in: counted per client address when wrong."""
+    state = request.app[STATE]
+    if not state.runtime.settings.admin_token:
+        return False, 0.0
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and given.strip():
-        return hmac.compare_digest(given.strip().encode(), token.encode())
-    cookie = request.cookies.get(ADMIN_COOKIE, "")
-    expires_text, _, _ = cookie.partition(".")
-    if not expires_text.isdigit() or int(expires_text) < time.time():
-        return False
-    return hmac.compare_digest(cookie.encode(), session_value(token, int(expires_text)).encode())
+        client = state.client(request)
+        verdict, wait = state.admin.check_token(f"addr:{client}", given)
+        if verdict is Verdict.WRONG:
+            log.warning("admin bearer token refused for %s", client)
+        return verdict is Verdict.OK, wait
+    return state.admin.session_valid(request.cookies.get(ADMIN_COOKIE, "")), 0.0
 
 
 def _secure_cookie(request: web.Request, state: WebState) -> bool:
     return request.secure or state.runtime.settings.public_url.startswith("https://")
+
+
+def _cross_site_refusal(request: web.Request, state: WebState, lang: str) -> web.Response | None:
+    if not cross_site(request, state.runtime.settings.public_url):
+        return None
+    log.warning("admin %s refused: a cross-site request", request.path)
+    return json_error(403, "cross_site", i18n.t("web.admin_cross_site", lang))
+
+
+def _too_many(wait: float) -> int:
+    return max(1, round(wait + 0.5))
 
 
 # -- pages --------------------------------------------------------------------------------------
@@ -93,13 +110,13 @@ def _login_page(
     content = render(
         state.assets.templates["admin_login.html"],
         lang,
-        {"error": error, "error_hidden": "" if error else "hidden", "days": days},
+        {"error": error, "error_hidden": "" if error else "hidden", "days": days, "lang": lang},
     )
     title = i18n.t("web.admin_login_title", lang)
     response = html_response(
         page(state, lang, title=title, content_html=content, script="admin.js"), status=status
     )
-    if status == 401:
+    if status in (401, 429):
         response.headers["WWW-Authenticate"] = 'Bearer realm="animebot admin"'
     return response
 
@@ -110,8 +127,14 @@ async def dashboard(request: web.Request) -> web.Response:
     if not state.runtime.settings.admin_token:
         return _disabled_page(state, lang)
     days = _days(request) or DEFAULT_DAYS
-    if not authorized(request):
-        return _login_page(state, lang, status=401, days=days)
+    ok, wait = authorized(request)
+    if not ok:
+        status = 429 if wait > 0 else 401
+        response = _login_page(state, lang, status=status, days=days)
+        if wait > 0:
+            response.headers["Retry-After"] = str(_too_many(wait))
+        remember_language(request, response)  # the sign-in page's choice, for the dashboard
+        return response
     payload = await stats_payload(state, days, lang)
     choices = sorted({*DAY_CHOICES, days})
     options = "".join(
@@ -142,18 +165,27 @@ async def dashboard(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     state = request.app[STATE]
     lang = request_language(request)
-    token = state.runtime.settings.admin_token
-    if not token:
+    if not state.runtime.settings.admin_token:
         return _disabled_page(state, lang)
-    form = await request.post()
+    refusal = _cross_site_refusal(request, state, lang)
+    if refusal is not None:
+        return refusal
+    try:
+        form = await read_form(request)
+    except InputError as exc:  # malformed, too many fields, a file: bad input, never a 500
+        return json_error(400, exc.code, i18n.error_message(exc, lang))
+    chosen = form.get("lang")
+    lang = request_language(request, chosen if isinstance(chosen, str) else None)
     given = form.get("token")
     days_raw = form.get("days")
     days = int(days_raw) if isinstance(days_raw, str) and days_raw.isdigit() else DEFAULT_DAYS
     days = days if 1 <= days <= MAX_DAYS else DEFAULT_DAYS
-    client = request.remote or "unknown"
-    wait = state.login_limiter.try_acquire(client)
-    if wait > 0:
-        seconds = max(1, round(wait + 0.5))
+    client = state.client(request)
+    device = state.admin.device(request.cookies.get(DEVICE_COOKIE, ""))
+    bucket = f"device:{device}" if device else f"addr:{client}"
+    verdict, wait = state.admin.check_token(bucket, given if isinstance(given, str) else "")
+    if verdict is Verdict.LOCKED:
+        seconds = _too_many(wait)
         log.warning("admin sign-in refused for %s: too many attempts", client)
         response = _login_page(
             state,
@@ -164,30 +196,45 @@ async def login(request: web.Request) -> web.Response:
         )
         response.headers["Retry-After"] = str(seconds)
         return response
-    if not isinstance(given, str) or not hmac.compare_digest(
-        given.strip().encode(), token.encode()
-    ):
+    if verdict is Verdict.WRONG:
         log.warning("admin sign-in failed from %s", client)
         return _login_page(
             state, lang, status=401, error=i18n.t("web.admin_wrong_token", lang), days=days
         )
-    state.login_limiter.refund(client)
     log.info("admin signed in from %s", client)
-    response = web.HTTPSeeOther(f"/admin?days={days}")
-    expires = int(time.time()) + SESSION_S
+    query = {"days": str(days)}
+    if supported(chosen if isinstance(chosen, str) else None):
+        query["lang"] = lang  # the dashboard keeps the language chosen on the sign-in page
+    response = web.HTTPSeeOther(f"/admin?{urlencode(query)}")
+    secure = _secure_cookie(request, state)
     response.set_cookie(
         ADMIN_COOKIE,
-        session_value(token, expires),
+        state.admin.new_session(),
         max_age=SESSION_S,
         path="/",
         httponly=True,
         samesite="Strict",
-        secure=_secure_cookie(request, state),
+        secure=secure,
     )
+    if device is None:
+        response.set_cookie(
+            DEVICE_COOKIE,
+            state.admin.new_device(),
+            max_age=DEVICE_S,
+            path="/admin",
+            httponly=True,
+            samesite="Strict",
+            secure=secure,
+        )
     raise response
 
 
 async def logout(request: web.Request) -> web.Response:
+    state = request.app[STATE]
+    refusal = _cross_site_refusal(request, state, request_language(request))
+    if refusal is not None:
+        return refusal
+    state.admin.end_session(request.cookies.get(ADMIN_COOKIE, ""))  # a copy stops working too
     response = web.HTTPSeeOther("/admin")
     response.del_cookie(ADMIN_COOKIE, path="/")
     raise response
@@ -227,7 +274,12 @@ def _api_refusal(request: web.Request, state: WebState) -> web.Response | None:
     lang = request_language(request)
     if not state.runtime.settings.admin_token:
         return json_error(404, "admin_disabled", i18n.t("web.admin_disabled_title", lang))
-    if not authorized(request):
+    ok, wait = authorized(request)
+    if wait > 0:
+        seconds = _too_many(wait)
+        message = i18n.t("web.admin_too_many", lang, seconds=seconds)
+        return json_error(429, "too_many_attempts", message, retry_after_s=seconds)
+    if not ok:
         response = json_error(401, "unauthorized", i18n.t("web.admin_unauthorized", lang))
         response.headers["WWW-Authenticate"] = 'Bearer realm="animebot admin"'
         return response

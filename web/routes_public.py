@@ -4,16 +4,15 @@
 through the same `ConversionService` as the bots: platform "web", the person identified by a
 random anonymous cookie, so web conversions are cached, counted and rate limited too. It answers
 the image bytes, or a JSON error `{code, message}` with 400 / 413 / 429 (+ Retry-After) / 500
-(+ reference) / 503 while shutting down.
+(+ reference) / 503 while shutting down. The form is read by `web.forms` (hard limits, typed
+errors); who a request counts as is decided by `web.visitor` (signed cookies only).
 """
 
 from __future__ import annotations
 
-import asyncio
 import html
 import logging
 import re
-import secrets
 from typing import Any
 from urllib.parse import quote
 
@@ -24,14 +23,15 @@ import i18n
 from core.errors import AnimeBotError, EmptyInput, ImageTooLarge, InputError, UnknownStyle
 from service.convert import ConversionReply, ConversionRequest
 from service.errors import InternalError, Refusal
+from web import visitor
 from web.app import STATE, WebState, json_error, new_reference
+from web.forms import UnknownFormat, read_form
 from web.lang import remember_language, request_language
 from web.templates import render, script_json
 
 log = logging.getLogger("animebot.web")
 
-UID_COOKIE = "animebot_uid"
-_UID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+UID_COOKIE = visitor.UID_COOKIE
 FORMATS = ("jpeg", "png", "webp")
 DRAINING_RETRY_S = 10
 _TRUE = {"1", "true", "on", "yes"}
@@ -143,25 +143,18 @@ async def index(request: web.Request) -> web.Response:
     remember_language(request, response)
     _, new_uid = visitor_id(request)
     if new_uid:
-        _set_uid(response, new_uid)
+        visitor.set_cookie(response, new_uid)
     return response
 
 
 def visitor_id(request: web.Request) -> tuple[str, str | None]:
-    """(the id conversions are counted under, a new cookie id to set or None).
+    """(the id conversions are counted under, a new signed cookie to set or None).
 
-    A browser has the cookie from the page. A client that sends none is counted by its
-    address, so dropping cookies does not escape the per-person limits."""
-    current = request.cookies.get(UID_COOKIE, "")
-    if _UID.match(current):
-        return f"c:{current}", None
-    return f"ip:{request.remote or 'unknown'}", secrets.token_urlsafe(18)
-
-
-def _set_uid(response: web.StreamResponse, uid: str) -> None:
-    response.set_cookie(
-        UID_COOKIE, uid, max_age=365 * 86400, path="/", httponly=True, samesite="Lax"
-    )
+    A browser has the cookie from the page. A client that sends none, or one this server did
+    not sign, is counted by its address, so neither dropping nor inventing cookies escapes the
+    per-person limits."""
+    state = request.app[STATE]
+    return state.visitors.identify(request, state.client(request))
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -219,24 +212,17 @@ async def convert(request: web.Request) -> web.Response:
     if request.content_length is not None and request.content_length > state.body_limit:
         return await _early_error(state, lang, user_id, too_large)
     try:
-        form = await request.post()
-    except web.HTTPRequestEntityTooLarge:
-        return await _early_error(state, lang, user_id, too_large)
-    except (ValueError, UnicodeDecodeError, AssertionError):
-        return await _early_error(state, lang, user_id, InputError("malformed form"))
+        form = await read_form(request, max_file_bytes=state.upload_limit)
+    except InputError as exc:  # malformed, too many fields, too large: never a 500
+        return await _early_error(state, lang, user_id, exc)
     lang = request_language(request, _text(form, "lang"))
-    image = form.get("image")
-    data: bytes = b""
-    if isinstance(image, web.FileField):
-        try:
-            data = await asyncio.to_thread(image.file.read)
-        finally:
-            await asyncio.to_thread(image.file.close)
-    elif isinstance(image, bytes | bytearray):
-        data = bytes(image)
+    image = form.get("image")  # a file part's bytes (read_form); a text field is no photo
+    data = image if isinstance(image, bytes) else b""
     if not data:
         return await _early_error(state, lang, user_id, EmptyInput("no image in the form"))
     fmt = (_text(form, "format") or "jpeg").lower()
+    if fmt not in FORMATS:
+        return await _early_error(state, lang, user_id, UnknownFormat(fmt, FORMATS))
     conversion = ConversionRequest(
         platform="web",
         user_id=user_id,
@@ -244,7 +230,7 @@ async def convert(request: web.Request) -> web.Response:
         style=_text(form, "style"),
         faces=_flag(form, "faces"),
         side_by_side=bool(_flag(form, "side_by_side")),
-        fmt=fmt if fmt in FORMATS else "jpeg",
+        fmt=fmt,
         max_side=state.max_side,
         keep_input=False,  # the page never re-uses an upload: do not keep people's photos
     )
@@ -259,7 +245,7 @@ async def convert(request: web.Request) -> web.Response:
     else:
         response = _image_response(reply)
     if new_uid:
-        _set_uid(response, new_uid)
+        visitor.set_cookie(response, new_uid)
     return response
 
 
