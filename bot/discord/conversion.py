@@ -16,6 +16,7 @@ from pathlib import PurePath
 import aiohttp
 import discord
 
+from bot.discord.progress import waiting_notice
 from bot.discord.render import OutFile, fit_file
 from core.errors import AnimeBotError, ImageTooLarge
 from i18n import error_message, t
@@ -117,6 +118,7 @@ class Converter:
             side_by_side=side_by_side,
             fmt="jpeg",  # small uploads; an image with real transparency still comes back PNG
             is_admin=self.service.is_admin(PLATFORM, user_id),
+            on_progress=waiting_notice(interaction, lang).reporter(),  # place in the queue
         )
         try:
             reply = await self.service.convert(request)

@@ -17,6 +17,8 @@ from typing import Any
 
 import discord
 
+from bot.discord.progress import close_waiting_notice
+
 log = logging.getLogger("animebot.discord")
 
 _PENDING = "animebot.public_thinking"  # Interaction.extras key: a public deferral unresolved
@@ -44,13 +46,20 @@ async def send(
         kwargs["embed"] = embed
     if files:
         kwargs["files"] = list(files)
+    status_shown = await close_waiting_notice(interaction)
     message: discord.WebhookMessage = await interaction.followup.send(**kwargs)
     interaction.extras[_PENDING] = False
+    if status_shown:  # the result is a new message; the queue status goes (as on Telegram)
+        try:
+            await interaction.delete_original_response()
+        except discord.HTTPException as exc:
+            log.debug("could not delete the queue status (HTTP %s)", exc.status)
     return message
 
 
 async def send_error(interaction: discord.Interaction[discord.Client], message: str) -> None:
     """Tell only the person who asked, whatever state the interaction is in."""
+    await close_waiting_notice(interaction)  # a queue status is deleted below, like "thinking"
     if not interaction.response.is_done():
         await interaction.response.send_message(message, ephemeral=True)
         return

@@ -91,7 +91,7 @@ def test_safe_stems_work_in_attachment_urls() -> None:
     ("locale", "lang"),
     [
         (discord.Locale.chinese, "zh"),
-        (discord.Locale.taiwan_chinese, "zh"),
+        (discord.Locale.taiwan_chinese, "zh-TW"),  # Traditional: a catalogue of its own
         (discord.Locale.russian, "ru"),
         (discord.Locale.american_english, "en"),
         (discord.Locale.german, None),

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.discord import DiscordFrontEnd
-from i18n import catalogue, t
+from i18n import t
 from tests.discord.test_discord_anime import anime, ephemeral_error
 from tests.standins.discord_api import DiscordStandIn
 
@@ -47,7 +47,8 @@ def test_the_traditional_catalogue_is_complete_and_traditional() -> None:
         traditional = json.loads((LOCALES / "zh-TW" / f"{namespace}.json").read_text("utf-8"))
         assert set(traditional) >= set(simplified), set(simplified) - set(traditional)
         for key, text in traditional.items():
-            assert placeholders(text) == placeholders(catalogue("en")[key]), key
+            if key in simplified:
+                assert placeholders(text) == placeholders(simplified[key]), key
             assert not SIMPLIFIED_ONLY & set(text), (key, text)
     assert t("style.hayao", "zh-TW") == "宮崎駿" != t("style.hayao", "zh") == "宫崎骏"
     assert t("tg.start", "zh-TW", name="A", style="B") == t("tg.start", "zh", name="A", style="B")
