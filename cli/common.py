@@ -49,6 +49,10 @@ def error_text(exc: BaseException) -> str:
         return one_line(str(exc)) or exc.code
     if isinstance(exc, OSError):
         return os_error_text(exc)
+    from storage.errors import StorageError  # here: storage is not needed for --help
+
+    if isinstance(exc, StorageError):  # a database or id key file it must not touch: says why
+        return one_line(str(exc))
     return f"unexpected {type(exc).__name__}; run with --verbose for the traceback"
 
 

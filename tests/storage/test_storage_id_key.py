@@ -4,6 +4,7 @@ their history; a lost or foreign key file is refused instead of starting new has
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -153,3 +154,26 @@ async def test_the_key_file_setting_puts_the_key_elsewhere(
     assert not key_file_of(runtime.settings.database).exists()
     key = bytes.fromhex(key_file.read_text().strip())
     assert runtime.db.hash_id("web", "x") == hmac_hex(key, "web", "x")
+
+
+def test_the_command_line_names_the_missing_key_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    data = tmp_path / "data"
+    for name in ("ANIMEBOT_DB", "ANIMEBOT_CONFIG", "ANIMEBOT_ID_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ANIMEBOT_DATA", str(data))
+
+    async def create() -> None:
+        async with await Database.open(data / "animebot.sqlite3"):
+            pass
+
+    asyncio.run(create())
+    (data / "animebot.key").unlink()
+    assert main(["stats"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("animebot: the id key file") and str(data / "animebot.key") in err
+    assert "ANIMEBOT_ID_KEY_FILE" in err and "\n" not in err
+    assert not (data / "animebot.key").exists()
