@@ -50,6 +50,12 @@ class StyleSpec:
         return self.folder / str(self.meta["files"][self.precision])
 
     @property
+    def preview(self) -> Path | None:
+        """A small image of what this style does (`python -m models.preview`), if made."""
+        path = self.folder / "preview.jpg"
+        return path if path.is_file() else None
+
+    @property
     def size_bytes(self) -> int:
         return self.model_file.stat().st_size
 

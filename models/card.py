@@ -21,7 +21,7 @@ import numpy as np
 from models import WEIGHTS_DIR
 from models.export import fit, run_onnx, session
 from models.metrics import psnr, ssim
-from models.pairs import load_pairs
+from models.pairs import load_pairs, teacher_of
 from models.train import STYLE_SOURCES, read_rgb
 
 SAMPLES = Path(__file__).resolve().parents[1] / "docs" / "images"
@@ -73,8 +73,62 @@ def training_summary(run: Path) -> dict[str, object]:
     }
 
 
+def detail_crop(teacher: np.ndarray, side: int = 256) -> tuple[int, int]:
+    """Top-left corner of the `side` px square where the teacher drew the most edges (strokes
+    and contours are what a 100% crop is for)."""
+    grey = cv2.cvtColor(teacher, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    energy = np.abs(cv2.Laplacian(grey, cv2.CV_32F))
+    summed = cv2.integral(energy)
+    h, w = grey.shape
+    best, where = -1.0, (0, 0)
+    for y in range(0, max(1, h - side + 1), side // 4):
+        for x in range(0, max(1, w - side + 1), side // 4):
+            y1, x1 = y + side, x + side
+            total = summed[y1, x1] - summed[y, x1] - summed[y1, x] + summed[y, x]
+            if total > best:
+                best, where = float(total), (y, x)
+    return where
+
+
+def crops_strip(panels: list[np.ndarray], corner: tuple[int, int], side: int = 256) -> np.ndarray:
+    y, x = corner
+    tiles = [p[y : y + side, x : x + side] for p in panels]
+    gap = np.full((tiles[0].shape[0], 6, 3), 255, np.uint8)
+    out = [tiles[0]]
+    for tile in tiles[1:]:
+        out += [gap, tile]
+    return np.concatenate(out, axis=1)
+
+
+def _crops(style: str, rows: list[dict[str, Any]], previous: Path) -> list[str]:
+    """100% crops: photo | previous served model | this model | teacher."""
+    old_meta = json.loads((previous / "model.json").read_text())
+    old = session(previous / old_meta["files"][old_meta["serve"]], threads=2)
+    lines = ["## 100% crops (photo | previous model | this model | teacher)\n"]
+    for row in rows:
+        photo, ours, teacher = row["images"]
+        before = run_onnx(old, photo, int(old_meta["multiple"]))
+        strip = crops_strip([photo, before, ours, teacher], detail_crop(teacher))
+        name = f"{style}_crops_{row['id']}.jpg"
+        cv2.imwrite(
+            str(SAMPLES / name),
+            cv2.cvtColor(strip, cv2.COLOR_RGB2BGR),
+            [cv2.IMWRITE_JPEG_QUALITY, 92],
+        )
+        lines.append(
+            f"![{row['id']} at 100%: photo | previous | this model | teacher]"
+            f"(../../../docs/images/{name})\n"
+        )
+    return lines
+
+
 def write_card(
-    style: str, run: Path, command: str, samples: list[str] | None = None, extra: str = ""
+    style: str,
+    run: Path,
+    command: str,
+    samples: list[str] | None = None,
+    extra: str = "",
+    previous: Path | None = None,
 ) -> Path:
     folder = WEIGHTS_DIR / style
     meta = json.loads((folder / "model.json").read_text())
@@ -86,13 +140,14 @@ def write_card(
     sections = [
         f"# {meta['title']} (`{style}`)\n",
         f"A {meta['kind']} style for animebot: a student generator distilled from "
-        "AnimeGANv3 outputs.\n",
+        f"{_teacher(meta)} outputs.\n",
         _facts(meta, training_summary(run), command),
         _validation(meta, rows, mean),
         "## Samples (validation photos: photo | ours | teacher)\n",
-        *_samples(style, [r for r in rows if r["id"] in samples] if samples else rows[:2]),
+        *_samples(style, shown := [r for r in rows if r["id"] in samples] if samples else rows[:2]),
+        *(_crops(style, shown, previous) if previous is not None else []),
         extra,
-        LICENCE,
+        licence(_teacher(meta)),
     ]
     path = folder / "CARD.md"
     path.write_text("\n".join(sections))
@@ -151,7 +206,8 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
             "group (no near-duplicate scene across the split)"
         ),
         "training": (
-            f"served checkpoint: step {meta['training_step']} (best validation PSNR) of a "
+            f"served checkpoint: step {meta['training_step']} "
+            f"({meta.get('selected_by', 'best validation PSNR')}) of a "
             f"{train['steps']}-step run, {float(str(train['minutes'])):.0f} min on "
             f"{train['threads']} CPU thread(s); "
             f"`{command}`"
@@ -196,10 +252,15 @@ def _samples(style: str, rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-LICENCE = """## Licence
+def _teacher(meta: dict[str, Any]) -> str:
+    return str(meta.get("teacher") or teacher_of(STYLE_SOURCES[meta["trained_from"]][0]))
 
-The code is MIT. These weights were trained on images produced by AnimeGANv3
-(TachibanaYoshino/AnimeGANv3), whose outputs are licensed for **non-commercial use only**;
+
+def licence(teacher: str) -> str:
+    return f"""## Licence
+
+The code is MIT. These weights were trained on images produced by {teacher}
+(TachibanaYoshino/{teacher}), whose outputs are licensed for **non-commercial use only**;
 the weights inherit that restriction. The training photos are third-party images used for
 research; do not redistribute them.
 """
@@ -214,6 +275,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--command", default="", help="the training command, for the record")
     ap.add_argument("--notes", type=Path, help="a markdown file appended to the card")
     ap.add_argument(
+        "--previous",
+        type=Path,
+        help="the previously served model's folder: adds 100%% crops photo | previous | new | "
+        "teacher",
+    )
+    ap.add_argument(
         "--samples",
         nargs="+",
         metavar="ID",
@@ -223,7 +290,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     extra = a.notes.read_text() if a.notes else ""
     command = a.command or f"python -m models.train --style {a.style}"
-    print(write_card(a.style, a.run, command, samples=a.samples, extra=extra))
+    print(write_card(a.style, a.run, command, samples=a.samples, extra=extra, previous=a.previous))
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from torch import nn
 from core.session import THUMB_INPUT, THUMB_SIDE, takes_thumb, thumbnail
 from models import WEIGHTS_DIR
 from models.metrics import psnr
-from models.pairs import Pair, load_pairs
+from models.pairs import Pair, load_pairs, teacher_of
 from models.train import STYLE_SOURCES, read_rgb
 
 GATE_DB = 35.0
@@ -245,6 +245,16 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--run", type=Path, required=True, help="training run folder with best.pt")
+    ap.add_argument(
+        "--checkpoint",
+        default="best.pt",
+        help="which checkpoint of the run (an adversarial run's stepNNNNN.pt chosen by look)",
+    )
+    ap.add_argument(
+        "--selected-by",
+        default="best validation PSNR",
+        help="how the checkpoint was chosen, for the model card",
+    )
     ap.add_argument("--style", required=True, help="style name to publish")
     ap.add_argument("--kind", choices=["scene", "face"], default="scene")
     ap.add_argument("--title", default=None)
@@ -254,7 +264,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", type=Path, default=None, help="default models/weights/<style>")
     ap.add_argument("--gate-db", type=float, default=GATE_DB)
     a = ap.parse_args(argv)
-    state = torch.load(a.run / "best.pt", weights_only=False)
+    state = torch.load(a.run / a.checkpoint, weights_only=False)
     config = StudentConfig.from_dict(state["config"])
     model = Student(config)
     model.load_state_dict(state["model"])
@@ -272,7 +282,10 @@ def main(argv: list[str] | None = None) -> None:
         "training_step": state["step"],
         "validation": state["scores"],
         "split": state["split"],
-        "licence": "Trained on AnimeGANv3 outputs: non-commercial use only (see CARD.md).",
+        "selected_by": a.selected_by,
+        "teacher": teacher_of(folder_name),
+        "licence": f"Trained on {teacher_of(folder_name)} outputs: non-commercial use only "
+        "(see CARD.md).",
     }
     if a.face_style:
         info["face_style"] = a.face_style

@@ -30,6 +30,11 @@ def pairs_dir() -> Path:
     return shared_dir() / "data" / "pairs"
 
 
+def teacher_of(folder: str) -> str:
+    """The network whose outputs a pair folder holds: AnimeGANv2 for `v2_*`, else v3."""
+    return "AnimeGANv2" if folder.startswith("v2_") else "AnimeGANv3"
+
+
 @dataclass(frozen=True)
 class Pair:
     style: str
