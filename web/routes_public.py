@@ -208,6 +208,13 @@ async def convert(request: web.Request) -> web.Response:
             retry_after_s=DRAINING_RETRY_S,
         )
     user_id, new_uid = visitor_id(request)
+    response = await _convert(request, state, lang, user_id)
+    if new_uid:  # on refusals too: a cookie handed out is never wasted
+        visitor.set_cookie(response, new_uid)
+    return response
+
+
+async def _convert(request: web.Request, state: WebState, lang: str, user_id: str) -> web.Response:
     too_large = ImageTooLarge("upload too large", limit=state.upload_limit)
     if request.content_length is not None and request.content_length > state.body_limit:
         return await _early_error(state, lang, user_id, too_large)
@@ -244,8 +251,6 @@ async def convert(request: web.Request) -> web.Response:
         response = _error(state, lang, InternalError(ref))
     else:
         response = _image_response(reply)
-    if new_uid:
-        visitor.set_cookie(response, new_uid)
     return response
 
 

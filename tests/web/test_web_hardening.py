@@ -105,6 +105,7 @@ async def test_an_unknown_format_is_refused(make_client: MakeClient) -> None:
     assert body["code"] == "unknown_format"
     assert "bmp" in body["message"] and "jpeg, png, webp" in body["message"]
     assert await usage_kinds(client) == ["unknown_format"]  # a row for every outcome
+    assert UID_COOKIE in response.cookies  # a refusal hands out the cookie it counted
     data = form(tiny_png(2))
     data.add_field("format", "PNG")
     ok = await client.post("/api/convert", data=data)
