@@ -15,6 +15,7 @@ from core.registry import Registry, user_models_dir
 from service import logprivacy
 from service.convert import ConversionService
 from service.settings import Settings
+from service.warmup import warm_up
 from storage import Database
 
 log = logging.getLogger("animebot.runtime")
@@ -52,7 +53,12 @@ class Runtime:
     _purger: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
-    async def start(cls, settings: Settings, *, registry: Registry | None = None) -> Runtime:
+    async def start(
+        cls, settings: Settings, *, registry: Registry | None = None, warm: bool = True
+    ) -> Runtime:
+        """Load the models, run one warm-up conversion (`service.warmup`; `warm=False` skips
+        it, for tests), open the database. Front ends start serving after this returns, so
+        /readyz says ready only once the first request no longer pays for a cold start."""
         protect_secrets(settings)
         if registry is None:
             from models import WEIGHTS_DIR
@@ -60,6 +66,8 @@ class Runtime:
             registry = Registry([WEIGHTS_DIR, user_models_dir()])
         engine = Engine(registry, engine_config(settings))
         await engine.run_in_pool(engine.warm_up)  # load every model once, before serving
+        if warm:
+            await warm_up(engine)
         db = await Database.open(
             settings.database,
             cache_budget_bytes=int(settings.cache_mb * 1024 * 1024),

@@ -51,7 +51,9 @@ async def make_runtime(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[
             "shutdown_grace_s": 10.0,
         }
         values.update(overrides)
-        runtime = await Runtime.start(Settings(**values))
+        # No warm-up conversion (service.warmup): a second or two per runtime, and no test
+        # times a first request. tests/service/test_warmup.py checks the warm-up itself.
+        runtime = await Runtime.start(Settings(**values), warm=False)
         started.append(runtime)
         return runtime
 

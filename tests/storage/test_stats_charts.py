@@ -125,7 +125,7 @@ async def test_the_stats_chart_title_says_its_window_once(
         return suptitle(self, t, **kwargs)
 
     monkeypatch.setattr(Figure, "suptitle", spy)
-    runtime = await Runtime.start(Settings(data_dir=tmp_path / "data", workers=1))
+    runtime = await Runtime.start(Settings(data_dir=tmp_path / "data", workers=1), warm=False)
     try:
         decode(await runtime.service.stats_chart(30))
         decode(await runtime.service.stats_chart(7))
