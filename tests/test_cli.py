@@ -6,8 +6,10 @@ trained weights are installed in models/weights.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -278,6 +280,27 @@ def test_unknown_style_is_one_line_exit_2(cli: Cli, photo: Path) -> None:
     assert face_only.err.strip() == "animebot: unknown style 'toon_face'; available: toon"
     verbose = cli("--verbose", "convert", photo, "--style", "picasso")
     assert "Traceback" in verbose.err and verbose.rc == 2
+
+
+def test_an_unreadable_model_file_is_named_without_exception_names(
+    cli: Cli, model_dir: ModelDir, photo: Path, tmp_path: Path
+) -> None:
+    """A model file that passes its hash check but ONNX Runtime cannot read (written over by a
+    broken export): one line that says what to do, not an onnxruntime exception class name."""
+    broken = tmp_path / "models"
+    shutil.copytree(model_dir.path, broken)
+    meta_path = broken / "toon" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    model_file = broken / "toon" / meta["files"][meta["serve"]]
+    model_file.write_bytes(b"not an onnx model at all")
+    meta["version"] = hashlib.sha256(model_file.read_bytes()).hexdigest()[:16]
+    meta_path.write_text(json.dumps(meta))
+    r = cli("convert", photo, models=broken)
+    assert r.rc == 2
+    assert r.err.strip() == (
+        f"animebot: {model_file} could not be loaded: ONNX Runtime cannot read it (a damaged "
+        "file, or not an ONNX model); reinstall the style or run with --verbose"
+    )
 
 
 def test_group_photo_reports_six_faces(cli: Cli, photos_dir: Path, tmp_path: Path) -> None:

@@ -136,7 +136,8 @@ def _load(engine: Engine, spec: StyleSpec, face: StyleSpec | None) -> None:
             engine.session(model)
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelFileError(
-                f"{model.model_file} could not be loaded ({type(exc).__name__})"
+                f"{model.model_file} could not be loaded: ONNX Runtime cannot read it (a damaged "
+                "file, or not an ONNX model); reinstall the style or run with --verbose"
             ) from exc
     if face is not None:
         engine.detector()
