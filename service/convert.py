@@ -417,19 +417,39 @@ class ConversionService:
     def inflight(self) -> int:
         return len(self._inflight)
 
-    def begin_shutdown(self, grace_s: float | None = None) -> None:
-        """Refuse new requests from now on (ShuttingDown, with a usage row) and start the one
-        grace period every part of the process shares. Idempotent: the first call sets it."""
+    def start_grace(self, grace_s: float | None = None) -> None:
+        """Start the one shutdown grace period every part of the process shares (default
+        ANIMEBOT_SHUTDOWN_GRACE_S). Idempotent: the first call sets the deadline."""
         if self._deadline is None:
             grace = self.settings.shutdown_grace_s if grace_s is None else grace_s
             self._deadline = time.monotonic() + max(0.0, grace)
+
+    def begin_shutdown(self, grace_s: float | None = None) -> None:
+        """Start the grace period and refuse new requests from now on (ShuttingDown, with a
+        usage row); requests already in the service go on."""
+        self.start_grace(grace_s)
         self._closing = True
 
     def grace_left(self) -> float:
-        """Seconds left of the shutdown grace period (beginning shutdown if needed)."""
-        self.begin_shutdown()
+        """Seconds left of the shutdown grace period (starting it if needed)."""
+        self.start_grace()
         assert self._deadline is not None
         return max(0.0, self._deadline - time.monotonic())
+
+    def final_left(self) -> float:
+        """Seconds left until AFTER_GRACE_S past the end of the grace period: how long work
+        already running may still take to answer."""
+        self.start_grace()
+        assert self._deadline is not None
+        return max(0.0, self._deadline + AFTER_GRACE_S - time.monotonic())
+
+    def end_grace(self) -> None:
+        """The grace period is over: new requests are refused and every request still
+        waiting in the queue is turned away with ShuttingDown (the bots keep those jobs for
+        after the restart)."""
+        self.begin_shutdown()
+        if not self.queue.closed:
+            self.queue.close()
 
     async def drain(self, timeout_s: float | None = None) -> bool:
         """Stop accepting new requests and let those in flight finish within the grace period
@@ -441,11 +461,10 @@ class ConversionService:
         pending = {t for t in self._inflight if not t.done()}
         if pending:
             _, pending = await asyncio.wait(pending, timeout=self.grace_left())
-        if not self.queue.closed:
-            self.queue.close()
+        self.end_grace()
         if pending:
             log.info("shutdown: %d request(s) still in flight after the grace", len(pending))
-            _, pending = await asyncio.wait(pending, timeout=AFTER_GRACE_S)
+            _, pending = await asyncio.wait(pending, timeout=self.final_left())
         return not pending
 
 

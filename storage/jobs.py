@@ -119,7 +119,8 @@ class JobsRepo:
         return [_job(r) for r in rows]
 
     async def update_reply(self, job_id: str, **changes: Any) -> bool:
-        """Merge `changes` into the job's reply reference (e.g. a status message id)."""
+        """Merge `changes` into the job's reply reference (e.g. a status message id); a None
+        value removes the key (JSON merge patch)."""
         async with self._sql.transaction() as tx:
             count = await tx.execute(
                 "UPDATE jobs SET reply = json_patch(reply, ?) WHERE id = ?",

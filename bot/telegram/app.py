@@ -1,7 +1,7 @@
 """The Telegram front end: one PTB `Application` built around the process's `Runtime`.
 
     front = TelegramFrontEnd(runtime)  # settings.telegram_token must be set
-    await front.start()  # commands registered, polling (or webhook) running
+    await front.start()  # jobs left by the last run resumed; polling (or webhook) running
     ...
     await front.stop()  # no new updates; running conversions answered; shut down
 
@@ -21,10 +21,13 @@ from urllib.parse import urlsplit
 from telegram import BotCommand, Update
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
 
-from bot.telegram.delivery import Delivery
+from bot.telegram.conversion import NOTICE_S, resume_jobs
+from bot.telegram.delivery import PLATFORM, Delivery
 from bot.telegram.deps import KEY, Context, Deps, FrontEndOptions
 from bot.telegram.handlers import register
+from bot.telegram.intake import Intake, IntakeApplication, IntakeBot
 from bot.telegram.redact import protect_token
 from bot.telegram.texts import MENU_COMMANDS
 from bot.telegram.webhook import WebhookServer
@@ -54,22 +57,34 @@ def webhook_secret(token: str) -> str:
 def build_application(runtime: Runtime, options: FrontEndOptions | None = None) -> App:
     options = options or FrontEndOptions()
     settings = runtime.settings
+    urls: dict[str, str] = {}
+    if settings.telegram_api_url:
+        urls["base_url"], urls["base_file_url"] = api_urls(settings.telegram_api_url)
+    intake = Intake()
+    # PTB's own bot, but getUpdates confirms only updates taken in (bot/telegram/intake.py).
+    # The requests are what ApplicationBuilder would make (pool_timeout raised to 10 s).
+    bot = IntakeBot(
+        intake,
+        settings.telegram_token,
+        rate_limiter=AIORateLimiter(max_retries=options.rate_limit_retries),
+        request=HTTPXRequest(connection_pool_size=256, pool_timeout=10.0),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        **urls,
+    )
     builder = (
         ApplicationBuilder()
-        .token(settings.telegram_token)
-        .rate_limiter(AIORateLimiter(max_retries=options.rate_limit_retries))
+        .bot(bot)
+        .application_class(IntakeApplication)
         # Conversions are bounded by the service's fair queue (which answers "busy" when full),
         # so PTB must not be the narrower gate: one slow photo never blocks other chats.
         .concurrent_updates(max(256, settings.queue_max + settings.workers))
-        .pool_timeout(10.0)
     )
-    if settings.telegram_api_url:
-        base_url, base_file_url = api_urls(settings.telegram_api_url)
-        builder = builder.base_url(base_url).base_file_url(base_file_url)
     if settings.telegram_webhook_url:
         builder = builder.updater(None)
     app = builder.build()
-    app.bot_data[KEY] = Deps(runtime, options, Delivery(runtime.service, options.retry))
+    app.bot_data[KEY] = Deps(
+        runtime, options, Delivery(runtime.service, options.retry), intake=intake
+    )
     register(app)
     app.add_error_handler(_on_error)
     return app
@@ -119,8 +134,8 @@ class TelegramFrontEnd:
         return self._started
 
     async def start(self) -> None:
-        """Connect (getMe), register the commands, start receiving updates; returns once
-        the bot is running."""
+        """Connect (getMe), register the commands, resume the jobs the last run left, start
+        receiving updates; returns once the bot is running."""
         app, settings = self.application, self.runtime.settings
         try:
             await app.initialize()  # getMe: checks the token
@@ -129,6 +144,8 @@ class TelegramFrontEnd:
             raise InvalidToken("Telegram rejected TELEGRAM_TOKEN (mistyped or revoked?)") from None
         self._initialized = True
         try:
+            # Read before any new update can add a job of its own.
+            left = await self.runtime.service.jobs.pending(PLATFORM)
             await set_commands(app)
             if settings.telegram_webhook_url:
                 path = urlsplit(settings.telegram_webhook_url).path or "/"
@@ -138,6 +155,7 @@ class TelegramFrontEnd:
                     port=settings.telegram_webhook_port,
                     path=path,
                     secret=self.webhook_secret,
+                    intake=self.deps.intake,
                 )
                 await self._webhook.start()
                 await app.bot.set_webhook(
@@ -157,32 +175,41 @@ class TelegramFrontEnd:
             self._initialized = False
             raise
         self._started = True
+        await resume_jobs(self.deps, app.bot, left)
         mode = "webhook" if self._webhook else "long polling"
         log.info("Telegram bot @%s running (%s)", app.bot.username, mode)
 
     async def stop(self) -> None:
-        """Stop fetching updates, let running handlers finish (at most shutdown_grace_s, then
-        they are cancelled), then shut the Application down. Idempotent."""
+        """Stop fetching updates (each one fetched is taken in first), let running jobs
+        finish within the process's one grace period (ANIMEBOT_SHUTDOWN_GRACE_S, shared with
+        the other front ends), then turn away what still waits: those jobs stay stored and
+        their people are told they will be done after the restart. Idempotent."""
         app = self.application
         if not self._initialized:
             return
+        service = self.runtime.service
+        service.start_grace()  # the one grace period of the process starts (if not yet)
         await self._close_receivers()
         if self._started:
             self._started = False
-            grace = self.runtime.settings.shutdown_grace_s
             # Application.stop() dispatches updates already fetched and waits for every
-            # handler; bound that wait.
+            # handler; jobs resumed at start are tracked beside them.
             stopping = asyncio.create_task(app.stop(), name="telegram-stop")
-            done, _ = await asyncio.wait({stopping}, timeout=grace)
-            if not done:
+            pending = {stopping, *(t for t in self.deps.inflight if not t.done())}
+            _, pending = await asyncio.wait(pending, timeout=service.grace_left())
+            if pending:
+                service.end_grace()  # waiting jobs: put off, each person told once
+                _, pending = await asyncio.wait(pending, timeout=service.final_left())
+            if pending:
                 running = [task for task in self.deps.inflight if not task.done()]
                 log.warning(
-                    "shutdown: %d Telegram handler(s) still running after %.0f s; cancelling",
+                    "shutdown: %d Telegram job(s) still running after the grace; cutting short",
                     len(running),
-                    grace,
                 )
                 for task in running:
-                    task.cancel()
+                    task.cancel()  # each keeps its stored job and tells its person
+                if running:
+                    await asyncio.wait(running, timeout=NOTICE_S + 1)
             await stopping
         await app.shutdown()
         self._initialized = False

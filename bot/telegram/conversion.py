@@ -1,12 +1,21 @@
 """One conversion from a chat's point of view: check the size Telegram reports, download,
 convert through the service (status message from its queue reports), reply with the result
-and its buttons, or with the translated reason it failed. Shared by messages and buttons."""
+and its buttons, or with the translated reason it failed. Shared by messages and buttons.
+
+Every job is stored (`accept`) before its update is confirmed to Telegram, and deleted once
+the person has their answer. A shutdown that turns the job away (ShuttingDown) or cuts it
+short keeps it stored, with the person told, in one message, that the photo will be done
+when the bot is back; `resume_jobs` finishes it at the next start (see README, "Nothing
+accepted is lost").
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from telegram import Bot
 from telegram.constants import ChatAction
@@ -21,8 +30,13 @@ from bot.telegram.texts import result_caption
 from core.errors import AnimeBotError, ImageTooLarge
 from i18n import error_message, t
 from service.convert import ConversionReply, ConversionRequest
+from service.errors import ShuttingDown
+from service.jobs import MAX_AGE_S, MAX_ATTEMPTS
+from storage import PendingJob
 
 log = logging.getLogger("animebot.telegram")
+
+NOTICE_S = 3.0  # a job cut short by a shutdown: at most this long to tell the person
 
 
 class DownloadFailed(Exception):
@@ -40,16 +54,151 @@ class Job:
     side_by_side: bool = False
     as_file: bool = False  # the full-resolution PNG as a document
     started: float = field(default_factory=time.perf_counter)
+    durable: bool = False  # stored as a PendingJob (deleted once answered)
+    status_message_id: int | None = None  # a message an earlier run left in the chat
+
+    @property
+    def id(self) -> str:
+        return self.target.request_id
+
+    def pending(self) -> dict[str, Any]:
+        """The parts of a PendingJob only this front end understands."""
+        source: dict[str, Any] = (
+            {"input_key": self.input_key}
+            if self.media is None
+            else {
+                "kind": self.media.kind,
+                "file_id": self.media.file_id,
+                "file_size": self.media.file_size,
+            }
+        )
+        return {
+            "source": source,
+            "options": {
+                "style": self.style,
+                "faces": self.faces,
+                "side_by_side": self.side_by_side,
+                "as_file": self.as_file,
+            },
+            "reply": {"reply_to": self.target.reply_to, "status_message_id": None},
+        }
+
+    @classmethod
+    def from_pending(cls, stored: PendingJob) -> Job:
+        source, options, reply = stored.source, stored.options, stored.reply
+        media = None
+        if "file_id" in source:
+            media = Media(source["kind"], str(source["file_id"]), source.get("file_size"))
+        return cls(
+            Target(
+                int(stored.chat_id or stored.user_id),
+                int(stored.user_id),
+                reply_to=reply.get("reply_to"),
+                request_id=stored.id,
+            ),
+            stored.lang,
+            media=media,
+            input_key=source.get("input_key"),
+            style=options.get("style"),
+            faces=options.get("faces"),
+            side_by_side=bool(options.get("side_by_side")),
+            as_file=bool(options.get("as_file")),
+            durable=True,
+            status_message_id=reply.get("status_message_id"),
+        )
+
+
+async def accept(deps: Deps, job: Job) -> Job:
+    """Store the job (committed when this returns): from now on a crash cannot lose it."""
+    target = job.target
+    stored = await deps.service.jobs.accept(
+        PLATFORM,
+        target.user_id,
+        job.lang,
+        request_id=job.id,
+        chat_id=target.chat_id,
+        **job.pending(),
+    )
+    return replace(job, durable=stored is not None)
 
 
 async def run_job(deps: Deps, bot: Bot, job: Job) -> None:
-    """Never raises (except cancellation): every failure becomes a translated reply."""
+    """Never raises (except cancellation): every failure becomes a translated reply. A
+    durable job is deleted once answered; put off by a shutdown, it stays for the restart."""
+    remember = None
+    if job.durable:
+
+        async def remember(message_id: int) -> None:
+            await deps.service.jobs.update_reply(job.id, status_message_id=message_id)
+
+    status = StatusMessage(
+        bot,
+        job.target,
+        job.lang,
+        min_interval_s=deps.options.status_interval_s,
+        message_id=job.status_message_id,
+        on_sent=remember,
+    )
     try:
-        await _run(deps, bot, job)
-    except Undeliverable:
-        return  # the chat refuses messages; recorded by Delivery
+        await _run(deps, bot, job, status)
+    except ShuttingDown:
+        await _put_off(deps, job, status)
+        return
+    except asyncio.CancelledError:  # past the grace period: the bot is going down
+        await _put_off(deps, job, status)
+        raise
+    except Undeliverable:  # the chat refuses messages; recorded by Delivery
+        await status.close()
     except Exception as exc:
+        await status.close()
         await report_failure(deps, bot, job.target, job.lang, exc)
+    else:
+        await status.close()
+    if job.durable:
+        await deps.service.jobs.finish(job.id)
+
+
+async def _put_off(deps: Deps, job: Job, status: StatusMessage) -> None:
+    """One message for the person: the photo is done after the restart (a durable job), or
+    please send it again (one that could not be stored)."""
+    if job.durable:
+        text = t("job.deferred", job.lang)
+    else:
+        text = error_message(ShuttingDown("shutting down"), job.lang)
+    shown: int | None = status.message_id
+    try:
+        async with asyncio.timeout(NOTICE_S):
+            shown = await status.replace(text)
+    except TimeoutError:
+        log.info("request %s: no time left to tell the person about the restart", job.id)
+    if job.durable:
+        await deps.service.jobs.defer(job.id, status_message_id=shown)
+
+
+async def resume_jobs(deps: Deps, bot: Bot, stored: list[PendingJob]) -> None:
+    """Finish the jobs an earlier process left (crash, or a shutdown out of grace), each in
+    its own tracked task; a job tried MAX_ATTEMPTS times or older than a day is given up,
+    with one message to the person."""
+    for pending in stored:
+        job = Job.from_pending(pending)
+        if pending.attempts >= MAX_ATTEMPTS or pending.age_s() > MAX_AGE_S:
+            task = asyncio.create_task(_give_up(deps, bot, job), name=f"telegram-give-up-{job.id}")
+        else:
+            await deps.service.jobs.begin_attempt(pending)
+            task = asyncio.create_task(run_job(deps, bot, job), name=f"telegram-resume-{job.id}")
+        deps.track(task)
+    if stored:
+        log.info("resuming %d Telegram job(s) left by the previous run", len(stored))
+
+
+async def _give_up(deps: Deps, bot: Bot, job: Job) -> None:
+    log.warning("request %s: given up after %s attempt(s)", job.id, MAX_ATTEMPTS)
+    await _record(deps, job.target, "gave_up")
+    status = StatusMessage(bot, job.target, job.lang, message_id=job.status_message_id)
+    try:
+        await status.replace(t("job.gave_up", job.lang))
+    finally:
+        await deps.service.jobs.finish(job.id)
 
 
 async def report_failure(
@@ -70,20 +219,27 @@ async def report_failure(
         log.warning("request %s: could not send the error message: %s", ref, send_exc)
 
 
-async def _run(deps: Deps, bot: Bot, job: Job) -> None:
+async def _run(deps: Deps, bot: Bot, job: Job, status: StatusMessage) -> None:
     service, target = deps.service, job.target
     limit = min(deps.settings.max_upload_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     if job.media is not None and job.media.file_size is not None and job.media.file_size > limit:
         await _record(deps, target, "too_large")  # refused without downloading it
         raise ImageTooLarge("size reported by Telegram", limit=limit)
+    # Shutting down: put off before spending a download on it (recorded as refused).
+    await service.check_open(
+        PLATFORM, target.user_id, chat_id=target.chat_id, request_id=target.request_id
+    )
 
     action = ChatActionLoop(
         bot, target.chat_id, ChatAction.UPLOAD_DOCUMENT if job.as_file else ChatAction.UPLOAD_PHOTO
     )
-    status = StatusMessage(bot, target, job.lang, min_interval_s=deps.options.status_interval_s)
     action.start()
     try:
         image = None if job.media is None else await _download(deps, bot, target, job.media)
+        if (refused := await action.forbidden()) is not None:
+            # The person blocked the bot: nothing is converted and nothing retried.
+            await deps.delivery.blocked(target, refused)
+            raise Undeliverable(str(refused))
         reply = await service.convert(
             ConversionRequest(
                 platform=PLATFORM,
@@ -103,7 +259,6 @@ async def _run(deps: Deps, bot: Bot, job: Job) -> None:
         await _deliver(deps, bot, job, reply)
     finally:
         await action.stop()
-        await status.close()
 
 
 async def _deliver(deps: Deps, bot: Bot, job: Job, reply: ConversionReply) -> None:

@@ -12,6 +12,7 @@ from telegram import Update, User
 from telegram.ext import ContextTypes
 
 from bot.telegram.delivery import PLATFORM, Delivery, RetryPolicy
+from bot.telegram.intake import Intake
 from i18n import LANGUAGES, normalize_language
 from service.convert import ConversionService
 from service.runtime import Runtime
@@ -38,7 +39,13 @@ class Deps:
     runtime: Runtime
     options: FrontEndOptions
     delivery: Delivery
+    intake: Intake = field(default_factory=Intake)
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Count `task` among the work a graceful stop waits for (and may cut short)."""
+        self.inflight.add(task)
+        task.add_done_callback(self.inflight.discard)
 
     @property
     def service(self) -> ConversionService:
@@ -66,18 +73,33 @@ def deps(context: Context) -> Deps:
 
 def tracked(callback: HandlerCallback) -> HandlerCallback:
     """Register the running handler so a graceful stop can wait for it (and, past the grace
-    period, cancel it)."""
+    period, cancel it). Its update counts as taken in at once: it makes no job."""
+    return _tracked(callback, takes_in_at_start=True)
 
+
+def tracked_job(callback: HandlerCallback) -> HandlerCallback:
+    """Like `tracked`, for a handler that makes a job: it calls `taken_in(update, context)`
+    once the job is stored, so the update is not confirmed to Telegram before."""
+    return _tracked(callback, takes_in_at_start=False)
+
+
+def taken_in(update: Update, context: Context) -> None:
+    deps(context).intake.settle(update.update_id)
+
+
+def _tracked(callback: HandlerCallback, *, takes_in_at_start: bool) -> HandlerCallback:
     @functools.wraps(callback)
     async def run(update: Update, context: Context) -> None:
         task = asyncio.current_task()
-        inflight = deps(context).inflight
+        d = deps(context)
+        if takes_in_at_start:
+            d.intake.settle(update.update_id)
         if task is not None:
-            inflight.add(task)
+            d.inflight.add(task)
         try:
             await callback(update, context)
         finally:
             if task is not None:
-                inflight.discard(task)
+                d.inflight.discard(task)
 
     return run

@@ -7,6 +7,9 @@
   report, edited at most once per `min_interval_s` with the latest one, and deleted when the
   result is out. A photo converted at once (the usual case, about a second) gets no status
   message at all: nothing flashes up, and no Telegram request is spent on it.
+- A job resumed after a restart adopts the message an earlier run left (a status message or
+  the "restarting" notice): it is edited as the job moves and deleted with the result, so no
+  stale "in the queue" stays behind. `replace()` turns the message into a final notice.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
-from telegram import Bot, Message
+from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import Forbidden, TelegramError
 
@@ -32,25 +35,43 @@ ACTION_REPEAT_S = 4.5
 
 
 class ChatActionLoop:
-    """Send `action` now and every ACTION_REPEAT_S until `stop()`; failures are ignored (the
-    result's own send reports a blocked chat)."""
+    """Send `action` now and every ACTION_REPEAT_S until `stop()`. A chat that refuses it
+    (403: the person blocked the bot) ends the loop; `forbidden()` tells the job, which then
+    stops before converting anything. Other failures are ignored."""
 
     def __init__(self, bot: Bot, chat_id: int, action: ChatAction) -> None:
         self._bot, self._chat_id, self._action = bot, chat_id, action
         self._task: asyncio.Task[None] | None = None
+        self._first: asyncio.Future[Forbidden | None] | None = None
+        self._forbidden: Forbidden | None = None
 
     def start(self) -> None:
+        self._first = asyncio.get_running_loop().create_future()
         self._task = asyncio.create_task(self._run(), name="telegram-chat-action")
 
+    async def forbidden(self) -> Forbidden | None:
+        """The 403 the chat answered, if it did: waits for the first send's answer."""
+        if self._first is not None:
+            await asyncio.shield(self._first)
+        return self._forbidden
+
     async def _run(self) -> None:
-        while True:
-            try:
-                await self._bot.send_chat_action(self._chat_id, self._action)
-            except Forbidden:
-                return
-            except TelegramError as exc:
-                log.debug("chat action failed: %s", exc)
-            await asyncio.sleep(ACTION_REPEAT_S)
+        try:
+            while True:
+                try:
+                    await self._bot.send_chat_action(self._chat_id, self._action)
+                except Forbidden as exc:
+                    self._forbidden = exc
+                    return
+                except TelegramError as exc:
+                    log.debug("chat action failed: %s", exc)
+                finally:
+                    if self._first is not None and not self._first.done():
+                        self._first.set_result(None)
+                await asyncio.sleep(ACTION_REPEAT_S)
+        finally:
+            if self._first is not None and not self._first.done():
+                self._first.set_result(None)
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -71,22 +92,27 @@ class StatusMessage:
         *,
         min_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        message_id: int | None = None,
+        on_sent: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
+        """`message_id`: a message an earlier run left, adopted as this one's. `on_sent`: told
+        the id of a message sent (so a durable job can remove it after a crash)."""
         self._bot, self._target, self._lang = bot, target, lang
         self._min_interval_s = min_interval_s
         self._clock = clock
+        self._on_sent = on_sent
         self._lock = asyncio.Lock()
-        self._message: Message | None = None
+        self._message_id: int | None = message_id
         self._shown: str | None = None
         self._latest: QueueStatus | None = None
         self._last_edit = -math.inf
         self._timer: asyncio.Task[None] | None = None
-        self._started = False  # a message was sent, or is being sent
+        self._started = message_id is not None  # a message was sent, or is being sent
         self._closed = False
 
     @property
     def message_id(self) -> int | None:
-        return None if self._message is None else self._message.message_id
+        return self._message_id
 
     def text(self, status: QueueStatus) -> str:
         if status.position <= 0:
@@ -120,35 +146,63 @@ class StatusMessage:
             if text == self._shown:
                 return
             try:
-                if self._message is None:
-                    self._message = await self._bot.send_message(
-                        self._target.chat_id,
-                        text,
-                        reply_parameters=self._target.reply_parameters,
-                        disable_notification=True,
-                    )
-                else:
-                    await self._bot.edit_message_text(
-                        text, self._target.chat_id, self._message.message_id
-                    )
-                self._shown = text
+                await self._show(text)
             except TelegramError as exc:  # a status line is never worth failing a request
                 if not is_not_modified(exc):
                     log.debug("status message update failed: %s", exc)
             finally:
                 self._last_edit = self._clock()
 
-    async def close(self) -> None:
-        """No more updates; delete the message if one was sent (waits for a send in flight)."""
+    async def _show(self, text: str) -> None:
+        """Edit the message (or send it the first time); the caller holds the lock."""
+        if self._message_id is None:
+            sent = await self._bot.send_message(
+                self._target.chat_id,
+                text,
+                reply_parameters=self._target.reply_parameters,
+                disable_notification=True,
+            )
+            self._message_id = sent.message_id
+            if self._on_sent is not None:
+                await self._on_sent(sent.message_id)
+        else:
+            await self._bot.edit_message_text(text, self._target.chat_id, self._message_id)
+        self._shown = text
+
+    async def _stop_updates(self) -> None:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._timer
+
+    async def replace(self, text: str) -> int | None:
+        """No more updates; the message says `text` from now on (edited, or sent if there was
+        none) and stays. Its id, or None when Telegram refused both."""
+        await self._stop_updates()
         async with self._lock:
-            message, self._message = self._message, None
-        if message is not None:
             try:
-                await self._bot.delete_message(self._target.chat_id, message.message_id)
+                await self._show(text)
+            except TelegramError as exc:
+                if is_not_modified(exc):
+                    return self._message_id
+                log.debug("status notice failed: %s", exc)
+                if self._message_id is None:
+                    return None
+                self._message_id = None  # the old message is gone: send a new one
+                try:
+                    await self._show(text)
+                except TelegramError as again:
+                    log.debug("status notice failed: %s", again)
+            return self._message_id
+
+    async def close(self) -> None:
+        """No more updates; delete the message if one was sent (waits for a send in flight)."""
+        await self._stop_updates()
+        async with self._lock:
+            message_id, self._message_id = self._message_id, None
+        if message_id is not None:
+            try:
+                await self._bot.delete_message(self._target.chat_id, message_id)
             except TelegramError as exc:
                 log.debug("status message delete failed: %s", exc)

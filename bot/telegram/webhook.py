@@ -4,7 +4,8 @@ PTB's own webhook server needs tornado, which this project does not install; aio
 a dependency. Telegram sends the secret token given to setWebhook in the
 `X-Telegram-Bot-Api-Secret-Token` header; requests without it are refused, so nobody else can
 inject updates. TLS is the reverse proxy's job (Telegram only calls https URLs on ports 443,
-80, 88 or 8443).
+80, 88 or 8443). An update is answered 200 (which confirms it to Telegram) only once the bot
+has taken it in (bot/telegram/intake.py): a photo's job is stored first.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 from aiohttp import web
 from telegram import Update
 from telegram.ext import Application
+
+from bot.telegram.intake import Intake
 
 log = logging.getLogger("animebot.telegram")
 
@@ -31,8 +34,10 @@ class WebhookServer:
         port: int,
         path: str,
         secret: str,
+        intake: Intake | None = None,
     ) -> None:
         self.app, self.host, self.port = app, host, port
+        self.intake = intake
         self.path = path if path.startswith("/") else "/" + path
         self._secret = secret
         self._runner: web.AppRunner | None = None
@@ -60,5 +65,9 @@ class WebhookServer:
             return web.Response(status=400)
         if update is None:
             return web.Response(status=400)
+        if self.intake is not None:
+            self.intake.fetched([update.update_id])
         await self.app.update_queue.put(update)
+        if self.intake is not None:
+            await self.intake.settled(below=update.update_id + 1)
         return web.Response(status=200)

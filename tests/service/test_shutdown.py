@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from service.convert import ConversionRequest, ConversionReply
+from service.convert import ConversionReply, ConversionRequest
 from service.errors import ShuttingDown
 from service.fairqueue import QueueStatus
 from service.runtime import Runtime

@@ -94,6 +94,7 @@ async def test_repeats_are_sent_by_file_id(bot: Harness) -> None:
         since = api.mark()
         await api.press_button(ALICE, first.result, data)
         await api.wait_for("sendDocument", replies_to(first_photo), since=since)
+        await bot.settled()  # that press is done (its job finished), not a double tap
     files = api.calls_to("sendDocument")
     assert [c.sources for c in files] == [{"document": "upload"}, {"document": "file_id"}]
 

@@ -101,12 +101,15 @@ async def test_blocked_user_is_recorded_and_not_retried(bot: Harness) -> None:
 
     await api.user_blocks_bot(BORIS)  # blocked before the photo is even answered
     await api.send_photo(BORIS, private_chat(BORIS), synthetic_jpeg(seed=5))
-    await api.wait_for("sendPhoto", lambda c: c.chat_id == BORIS["id"])
+    await api.wait_for("sendChatAction", lambda c: c.chat_id == BORIS["id"])
     await bot.settled()  # the refusal is recorded right after the call
-    for user in (ALICE, BORIS):
-        rows = [(r["status"], r["error_kind"]) for r in await bot.rows_of(user)]
-        assert rows == [("ok", None), ("error", "delivery_blocked")], user
-    assert len(api.calls_to("sendPhoto")) == 2  # one try each: 403 is final
+    rows = [(r["status"], r["error_kind"]) for r in await bot.rows_of(ALICE)]
+    assert rows == [("ok", None), ("error", "delivery_blocked")]
+    # Boris: the first 403 (on the chat action) ends it: no conversion, one row (item 5).
+    rows = [(r["status"], r["error_kind"]) for r in await bot.rows_of(BORIS)]
+    assert rows == [("error", "delivery_blocked")]
+    assert [c.status for c in api.calls_to("sendChatAction") if c.chat_id == BORIS["id"]] == [403]
+    assert len(api.calls_to("sendPhoto")) == 1  # Alice's one try: 403 is final
     assert not api.calls_to("sendMessage")  # and no error message to a closed chat
 
 
@@ -197,12 +200,19 @@ async def test_stop_is_bounded_by_the_grace_period(start_bot: StartBot) -> None:
     api = harness.api
     async with all_workers_busy(harness.runtime):
         sent = await api.send_photo(ALICE, None, synthetic_jpeg(seed=11))
-        await api.wait_for("sendMessage", replies_to(sent))
+        (status,) = await api.wait_for("sendMessage", replies_to(sent))
         started = time.monotonic()
-        await harness.front.stop()  # the queue never frees up: the handler is cancelled
+        await harness.front.stop()  # the queue never frees up: the photo is put off
         assert time.monotonic() - started < 5
+    # One message for Alice: her status message now says the photo is done after the restart.
+    (notice,) = api.calls_to("editMessageText")
+    assert notice.params["text"] == t("job.deferred", "en")
+    assert notice.params["message_id"] == status.result["message_id"]
+    assert len(api.sent_messages(ALICE["id"])) == 1
     rows = await harness.rows_of(ALICE)
-    assert [(r["status"], r["error_kind"]) for r in rows] == [("error", "cancelled")]
+    assert [(r["status"], r["error_kind"]) for r in rows] == [("refused", "shutting_down")]
+    (kept,) = await harness.runtime.service.jobs.pending("telegram")  # for the next start
+    assert kept.reply["status_message_id"] == status.result["message_id"]
 
 
 def free_port() -> int:

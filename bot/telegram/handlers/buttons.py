@@ -9,9 +9,9 @@ from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
 from bot.telegram.callbacks import ResultAction, SettingAction, parse, resolve_style
-from bot.telegram.conversion import Job, run_job
+from bot.telegram.conversion import Job, accept, run_job
 from bot.telegram.delivery import PLATFORM, Target, is_not_modified
-from bot.telegram.deps import Context, Deps, deps, tracked
+from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
 from bot.telegram.keyboards import language_keyboard, style_keyboard
 from bot.telegram.texts import style_label
 from i18n import LANGUAGES, t
@@ -25,7 +25,7 @@ async def _answer_query(query: CallbackQuery, text: str | None = None, alert: bo
         await query.answer(text, show_alert=alert)
 
 
-@tracked
+@tracked_job
 async def on_result_button(update: Update, context: Context) -> None:
     """Another style, faces on/off, side by side, or the full-resolution file: convert the
     cached input again (no re-upload, no download) and reply under the original photo."""
@@ -60,6 +60,10 @@ async def on_result_button(update: Update, context: Context) -> None:
         side_by_side=action.side_by_side,
         as_file=action.op == "file",
     )
+    try:
+        job = await accept(d, job)  # stored before Telegram forgets the button press
+    finally:
+        taken_in(update, context)
     await run_job(d, context.bot, job)
 
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from telegram import Message, Update
 from telegram.constants import ChatType
 
-from bot.telegram.conversion import Job, run_job
+from bot.telegram.conversion import Job, accept, run_job
 from bot.telegram.delivery import Target
-from bot.telegram.deps import Context, deps, tracked
+from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
 from bot.telegram.handlers.common import answer, command_target
 from bot.telegram.inputs import Media, Unsupported, addressed_to_bot, media_of
 from bot.telegram.texts import style_in_text
@@ -22,7 +22,16 @@ _UNSUPPORTED_KEYS: dict[Unsupported | None, str] = {
 }
 
 
-@tracked
+async def _take_in(d: Deps, update: Update, context: Context, job: Job) -> None:
+    """Store the job, then let Telegram forget the update; then do it."""
+    try:
+        job = await accept(d, job)
+    finally:
+        taken_in(update, context)
+    await run_job(d, context.bot, job)
+
+
+@tracked_job
 async def on_media(update: Update, context: Context) -> None:
     """A photo, a file or a sticker: convert it (a caption may name the style)."""
     message, user = update.effective_message, update.effective_user
@@ -38,12 +47,12 @@ async def on_media(update: Update, context: Context) -> None:
     found = media_of(message)
     if isinstance(found, Media):
         style = style_in_text(message.caption, d.service.styles())
-        await run_job(d, context.bot, Job(target, lang, media=found, style=style))
+        await _take_in(d, update, context, Job(target, lang, media=found, style=style))
     else:
         await answer(d, context, target, t(_UNSUPPORTED_KEYS[found], lang))
 
 
-@tracked
+@tracked_job
 async def on_anime(update: Update, context: Context) -> None:
     """`/anime [style]` as a reply to an earlier picture."""
     message, user = update.effective_message, update.effective_user
@@ -65,7 +74,7 @@ async def on_anime(update: Update, context: Context) -> None:
         # A name the bot does not know goes to the service, which answers with the list.
         style = style_in_text(wanted, d.service.styles()) or context.args[0]
     target = Target(message.chat_id, user.id, reply_to=source.message_id)
-    await run_job(d, context.bot, Job(target, lang, media=found, style=style))
+    await _take_in(d, update, context, Job(target, lang, media=found, style=style))
 
 
 @tracked
