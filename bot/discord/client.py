@@ -2,9 +2,11 @@
 
 `DiscordFrontEnd(runtime)` is what a process runs: `await start()` logs in, registers the
 commands and connects in a background task, returning once Discord reports ready (or raising
-`DiscordStartError` with one clear line); `await stop()` stops taking interactions, lets the
-ones in flight finish (bounded by ANIMEBOT_SHUTDOWN_GRACE_S) and closes the connection.
-Reconnects, session resumes and rate limits are discord.py's.
+`DiscordStartError` with one clear line), and resumes the jobs the last run left
+(bot/discord/resume.py); `await stop()` stops taking interactions, lets the ones in flight
+finish within the process's one grace period (ANIMEBOT_SHUTDOWN_GRACE_S), puts off the rest
+(their jobs stay stored, their people are told) and closes the connection. Reconnects,
+session resumes and rate limits are discord.py's.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from discord import app_commands
 
 from bot.discord.commands import add_commands, style_titles
 from bot.discord.context_menu import add_context_menu
-from bot.discord.conversion import Converter
+from bot.discord.conversion import PLATFORM, Converter, chat_id
+from bot.discord.jobs import ANSWERED, NOTICE_S
 from bot.discord.respond import send_error
+from bot.discord.resume import resume_jobs
 from bot.discord.translator import CatalogueTranslator, language
 from i18n import error_message, t
 from service.convert import new_request_id
-from service.errors import InternalError
+from service.errors import InternalError, ShuttingDown
 from service.reachability import unreachable_reason
 from service.runtime import Runtime
 
@@ -47,6 +51,11 @@ class AnimeTree(app_commands.CommandTree["AnimeClient"]):
 
     async def interaction_check(self, interaction: discord.Interaction[AnimeClient], /) -> bool:
         if self.closing:
+            data: dict[str, Any] = dict(interaction.data or {})
+            if data.get("name") != "stats":  # a conversion: one usage row
+                await self.client.runtime.service.record_refusal(
+                    PLATFORM, interaction.user.id, ShuttingDown.code, chat_id=chat_id(interaction)
+                )
             with contextlib.suppress(discord.HTTPException):
                 await send_error(interaction, t("dc.shutting_down", language(interaction)))
             return False
@@ -82,8 +91,8 @@ class AnimeClient(discord.Client):
         self.runtime = runtime
         self.tree = AnimeTree(self)
         self.synced: list[app_commands.AppCommand] = []
-        converter = Converter(runtime)
-        titles = style_titles(runtime)
+        self.converter = converter = Converter(runtime)
+        self.titles = titles = style_titles(runtime)
         add_commands(self.tree, runtime, converter)
         add_context_menu(self.tree, converter, titles)
 
@@ -148,6 +157,7 @@ class DiscordFrontEnd:
         self.ready_timeout = ready_timeout
         self.client: AnimeClient | None = None
         self._task: asyncio.Task[None] | None = None
+        self._resumed: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
 
     @property
@@ -166,8 +176,11 @@ class DiscordFrontEnd:
         self.client = client
         try:
             await client.login(token)  # also runs setup_hook: the one command sync
+            # Read before any new interaction can add a job of its own.
+            left = await self.runtime.service.jobs.pending(PLATFORM)
             self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-bot")
             await self._wait_ready(client, self._task)
+            self._resumed = resume_jobs(client, client.converter, client.titles, left)
         except DiscordStartError:
             await self._abort()
             raise
@@ -207,22 +220,33 @@ class DiscordFrontEnd:
                 await task
 
     async def stop(self) -> None:
-        """Stop taking interactions, let those in flight get their answer (bounded by
-        settings.shutdown_grace_s), then close the connection."""
+        """Stop taking interactions, let those in flight get their answer within the grace
+        period the whole process shares, turn away what still waits (those jobs stay stored;
+        the person is told, privately, the picture comes after the restart), then close the
+        connection."""
         client = self.client
         if client is None:
             return
         tree = client.tree
         tree.closing = True
         self.stopping.set()
-        pending = [task for task in tree.inflight if not task.done()]
+        service = self.runtime.service
+        service.start_grace()  # the one grace period of the process starts (if not yet)
+        pending = {task for task in (*tree.inflight, *self._resumed) if not task.done()}
         if pending:
-            grace = self.runtime.settings.shutdown_grace_s
-            log.info("stopping: waiting up to %.0f s for %d interaction(s)", grace, len(pending))
-            _, late = await asyncio.wait(pending, timeout=grace)
-            if late:
-                log.warning("stopping: %d interaction(s) cut short", len(late))
-                await asyncio.gather(*(self._cut_short(tree, task) for task in late))
+            log.info(
+                "stopping: waiting up to %.0f s for %d interaction(s)",
+                service.grace_left(),
+                len(pending),
+            )
+            _, pending = await asyncio.wait(pending, timeout=service.grace_left())
+        if pending:
+            service.end_grace()  # what still waits in the queue is put off
+            _, pending = await asyncio.wait(pending, timeout=service.final_left())
+        if pending:
+            log.warning("stopping: %d interaction(s) cut short", len(pending))
+            await asyncio.gather(*(self._cut_short(tree, task) for task in pending))
+        self._resumed = set()
         await client.close()
         connection, self._task, self.client = self._task, None, None
         if connection is not None:
@@ -236,11 +260,12 @@ class DiscordFrontEnd:
 
     @staticmethod
     async def _cut_short(tree: AnimeTree, task: asyncio.Task[Any]) -> None:
-        """Cancel an interaction that outlived the grace period and tell its user why."""
+        """Cancel an interaction that outlived the grace period; a conversion keeps its job
+        and tells its person itself, anything else is told here why it stopped."""
         interaction = tree.inflight.get(task)
         task.cancel()
-        await asyncio.wait([task], timeout=5)
-        if interaction is not None:
+        await asyncio.wait([task], timeout=NOTICE_S + 1)
+        if interaction is not None and not interaction.extras.get(ANSWERED):
             with contextlib.suppress(discord.HTTPException):
                 await send_error(interaction, t("dc.shutting_down", language(interaction)))
 

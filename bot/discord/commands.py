@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.discord.conversion import PLATFORM, ConversionFailed, Converter
+from bot.discord.conversion import PLATFORM, ConversionFailed, Converter, Origin, Source
+from bot.discord.jobs import PutOff, accept, run_durably
 from bot.discord.render import fit_file, result_embed, stats_embed, style_label
-from bot.discord.respond import defer_public, send, send_error
+from bot.discord.respond import Followup, defer_public, send, send_error
 from bot.discord.translator import language, style_choice_name, text
 from i18n import t
+from service.errors import ShuttingDown
 from service.runtime import Runtime
 
 log = logging.getLogger("animebot.discord")
@@ -54,24 +57,55 @@ async def run_anime(
     side_by_side: bool,
 ) -> None:
     lang = language(interaction)
+    origin = Origin.of(interaction)
     if converter.too_large(image):  # refused before downloading anything
-        await send_error(interaction, await converter.refuse_too_large(interaction, lang))
+        await send_error(interaction, await converter.refuse_too_large(origin, lang))
         return
-    await defer_public(interaction)
+    thinking_id = await defer_public(interaction)
+    options = {"command": "anime", "style": style, "faces": faces, "side_by_side": side_by_side}
+    job_id = await accept(converter.service, interaction, lang, thinking_id, [image], options)
+    followup = Followup.live(interaction, thinking_id)
+    await run_durably(
+        converter.service,
+        followup,
+        lang,
+        job_id,
+        lambda: anime(converter, titles, followup, origin, image, lang, options),
+        interaction,
+    )
+
+
+async def anime(
+    converter: Converter,
+    titles: dict[str, str],
+    followup: Followup,
+    origin: Origin,
+    image: Source,
+    lang: str,
+    options: dict[str, Any],
+) -> None:
+    """Convert one picture and post it (after the deferral; also for a resumed job)."""
     try:
         done = await converter.convert(
-            interaction, image, lang=lang, style=style, faces=faces, side_by_side=side_by_side
+            origin,
+            image,
+            lang=lang,
+            style=options.get("style"),
+            faces=options.get("faces"),
+            side_by_side=bool(options.get("side_by_side")),
         )
     except ConversionFailed as failed:
-        await send_error(interaction, failed.message)
+        if failed.code == ShuttingDown.code:
+            raise PutOff from failed
+        await followup.error(failed.message)
         return
     label = style_label(done.reply.style, lang, titles)
     embed = result_embed(done.reply, done.file, lang, label)
     try:
-        await send(interaction, embed=embed, files=[done.file.to_discord()])
+        await followup.send(embed=embed, files=[done.file.to_discord()])
     except discord.HTTPException as exc:
-        await converter.delivery_failed(interaction, exc, done.reply.request_id)
-        await send_error(interaction, t("dc.error.upload", lang))
+        await converter.delivery_failed(origin, exc, done.reply.request_id)
+        await followup.error(t("dc.error.upload", lang))
 
 
 async def run_stats(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Sequence
 
 import discord
 from discord import app_commands
@@ -13,13 +14,17 @@ from bot.discord.conversion import (
     ConversionFailed,
     Converted,
     Converter,
+    Origin,
+    Source,
     looks_like_image,
     safe_stem,
 )
+from bot.discord.jobs import PutOff, accept, run_durably
 from bot.discord.render import MenuOutcome, menu_embed, pack, style_label
-from bot.discord.respond import defer_public, send, send_error
+from bot.discord.respond import Followup, defer_public, send_error
 from bot.discord.translator import language, text
 from i18n import t
+from service.errors import ShuttingDown
 
 log = logging.getLogger("animebot.discord")
 
@@ -39,11 +44,40 @@ async def run_menu(
         await send_error(interaction, t("dc.menu.no_images", lang))
         return
     chosen = images[:MAX_IMAGES]
-    await defer_public(interaction)
+    thinking_id = await defer_public(interaction)
+    skipped = {"skipped_over_limit": len(images) - len(chosen), "skipped_not_images": not_images}
+    job_id = await accept(
+        converter.service, interaction, lang, thinking_id, chosen, {"command": "menu"}, **skipped
+    )
+    followup = Followup.live(interaction, thinking_id)
+    origin = Origin.of(interaction)
+    await run_durably(
+        converter.service,
+        followup,
+        lang,
+        job_id,
+        lambda: menu(converter, titles, followup, origin, chosen, lang, **skipped),
+        interaction,
+    )
+
+
+async def menu(
+    converter: Converter,
+    titles: dict[str, str],
+    followup: Followup,
+    origin: Origin,
+    chosen: Sequence[Source],
+    lang: str,
+    *,
+    skipped_over_limit: int,
+    skipped_not_images: int,
+) -> None:
+    """Convert the chosen pictures and post them together (after the deferral; also for a
+    resumed job)."""
     started = time.perf_counter()
     results = await asyncio.gather(
         *(
-            converter.convert(interaction, a, lang=lang, name=f"anime-{i}-{safe_stem(a.filename)}")
+            converter.convert(origin, a, lang=lang, name=f"anime-{i}-{safe_stem(a.filename)}")
             for i, a in enumerate(chosen, 1)
         ),
         return_exceptions=True,
@@ -51,6 +85,8 @@ async def run_menu(
     done: list[Converted] = []
     failures: list[tuple[str, str]] = []
     for attachment, result in zip(chosen, results, strict=True):
+        if isinstance(result, ConversionFailed) and result.code == ShuttingDown.code:
+            raise PutOff from result  # all of it after the restart (what finished is cached)
         if isinstance(result, ConversionFailed):
             failures.append((attachment.filename, result.message))
         elif isinstance(result, BaseException):
@@ -59,35 +95,33 @@ async def run_menu(
             done.append(result)
     if not done:
         if len(failures) == 1:
-            await send_error(interaction, failures[0][1])
+            await followup.error(failures[0][1])
         else:
             lines = (t("dc.result.failed_item", lang, filename=n, reason=r) for n, r in failures)
-            await send_error(interaction, "\n".join(lines)[:2000])
+            await followup.error("\n".join(lines)[:2000])
         return
     outcome = MenuOutcome(
         replies=[d.reply for d in done],
         files=[d.file for d in done],
         failures=failures,
-        skipped_over_limit=len(images) - len(chosen),
-        skipped_not_images=not_images,
+        skipped_over_limit=skipped_over_limit,
+        skipped_not_images=skipped_not_images,
         limit=MAX_IMAGES,
         elapsed_ms=(time.perf_counter() - started) * 1000,
     )
     embed = menu_embed(outcome, lang, [style_label(d.reply.style, lang, titles) for d in done])
     # One message with every result, or several when together they exceed the upload limit.
-    groups = pack(outcome.files, interaction.filesize_limit)
+    groups = pack(outcome.files, origin.filesize_limit)
     by_file = {d.file.filename: d.reply.request_id for d in done}
     for index, group in enumerate(groups):
         try:
-            await send(
-                interaction,
-                embed=embed if index == 0 else None,
-                files=[f.to_discord() for f in group],
+            await followup.send(
+                embed=embed if index == 0 else None, files=[f.to_discord() for f in group]
             )
         except discord.HTTPException as exc:
             for f in group:
-                await converter.delivery_failed(interaction, exc, by_file[f.filename])
-            await send_error(interaction, t("dc.error.upload", lang))
+                await converter.delivery_failed(origin, exc, by_file[f.filename])
+            await followup.error(t("dc.error.upload", lang))
             return
 
 

@@ -7,6 +7,11 @@ conversions defer publicly; an error after that must not be shown to the whole c
 no message left to resolve, and the ephemeral follow-up is a new, private message. Errors
 found before deferring (a too-large attachment, a refused /stats) are a plain ephemeral
 response.
+
+`Followup` answers a conversion either way: live through the functions here, or, for an
+interaction resumed after a restart, through its follow-up webhook alone, rebuilt from the
+application id and token a durable job stored (valid 15 minutes from the interaction); the
+"thinking" message is then addressed by the id the deferral returned.
 """
 
 from __future__ import annotations
@@ -24,10 +29,12 @@ log = logging.getLogger("animebot.discord")
 _PENDING = "animebot.public_thinking"  # Interaction.extras key: a public deferral unresolved
 
 
-async def defer_public(interaction: discord.Interaction[discord.Client]) -> None:
-    """Show "<bot> is thinking…" to the channel."""
-    await interaction.response.defer(thinking=True)
+async def defer_public(interaction: discord.Interaction[discord.Client]) -> int | None:
+    """Show "<bot> is thinking…" to the channel; the id of that message when Discord says."""
+    callback = await interaction.response.defer(thinking=True)
     interaction.extras[_PENDING] = True
+    message_id = getattr(callback, "message_id", None)
+    return message_id if isinstance(message_id, int) else None
 
 
 async def send(
@@ -71,3 +78,71 @@ async def send_error(interaction: discord.Interaction[discord.Client], message: 
             # better a visible error than none.
             log.warning("could not delete the thinking message (HTTP %s)", exc.status)
     await interaction.followup.send(message, ephemeral=True)
+
+
+class Followup:
+    """The answers of a deferred interaction: results (public) and errors (only for the person
+    who asked). Live, through `send` and `send_error` above; resumed after a restart, through
+    the interaction's follow-up webhook alone."""
+
+    def __init__(
+        self,
+        webhook: discord.Webhook,
+        thinking_id: int | None,
+        interaction: discord.Interaction[discord.Client] | None = None,
+    ) -> None:
+        self.webhook = webhook
+        self.thinking_id = thinking_id  # the public "thinking…" message of the deferral
+        self._interaction = interaction
+        self._thinking = thinking_id is not None  # resumed: still unresolved
+
+    @classmethod
+    def live(
+        cls, interaction: discord.Interaction[discord.Client], thinking_id: int | None
+    ) -> Followup:
+        return cls(interaction.followup, thinking_id, interaction)
+
+    @classmethod
+    def resumed(
+        cls, client: discord.Client, application_id: int, token: str, thinking_id: int | None
+    ) -> Followup:
+        """After a restart: the same webhook `Interaction.followup` makes (an application
+        webhook, so ephemeral messages work), from what the job stored."""
+        webhook = discord.Webhook.partial(application_id, token, client=client)
+        webhook.type = discord.WebhookType.application
+        return cls(webhook, thinking_id)
+
+    @property
+    def thinking(self) -> bool:
+        """Whether the public "thinking…" message is still there, unresolved."""
+        if self._interaction is not None:
+            return bool(self._interaction.extras.get(_PENDING, False))
+        return self._thinking
+
+    async def send(
+        self, *, embed: discord.Embed | None = None, files: Sequence[discord.File] = ()
+    ) -> discord.WebhookMessage:
+        """A public follow-up (the first one replaces the "thinking" message)."""
+        if self._interaction is not None:
+            return await send(self._interaction, embed=embed, files=files)
+        kwargs: dict[str, Any] = {"wait": True}
+        if embed is not None:
+            kwargs["embed"] = embed
+        if files:
+            kwargs["files"] = list(files)
+        message: discord.WebhookMessage = await self.webhook.send(**kwargs)
+        self._thinking = False
+        return message
+
+    async def error(self, message: str) -> None:
+        """Tell only the person who asked: delete the public "thinking" message first."""
+        if self._interaction is not None:
+            await send_error(self._interaction, message)
+            return
+        if self._thinking and self.thinking_id is not None:
+            try:
+                await self.webhook.delete_message(self.thinking_id)
+            except discord.HTTPException as exc:
+                log.warning("could not delete the thinking message (HTTP %s)", exc.status)
+        self._thinking = False
+        await self.webhook.send(message, ephemeral=True, wait=True)

@@ -137,11 +137,14 @@ async def test_stop_gives_up_on_interactions_after_the_grace_period(
     async with asyncio.timeout(10):
         await bot.stop()
     assert bot.client is None
-    # Cut short, the person is told privately instead of waiting on "thinking…" forever.
+    # Cut short, the person is told privately instead of waiting on "thinking…" forever: the
+    # picture is posted when the bot is back (the job stays stored for the next start).
     deferral = await record.wait_response()
     (reply,) = await record.wait_followups(1)
-    assert reply.ephemeral and reply.content == t("dc.shutting_down", "en")
+    assert reply.ephemeral and reply.content == t("job.deferred_interaction", "en")
     assert record.deleted_message_ids == [deferral.message_id]
+    (kept,) = await bot.runtime.service.jobs.pending("discord")
+    assert kept.reply["token"] == record.token and kept.reply.get("thinking_id") is None
 
 
 async def test_the_token_is_never_logged(

@@ -1,0 +1,164 @@
+"""Durable Discord jobs: a deferred /anime or Anime-fy survives a crash or a restart.
+
+Discord cannot deliver an interaction twice, and its token answers follow-ups for 15 minutes
+from the interaction. So right after the deferral ("thinking…") the job is stored: who asked,
+the attachments (CDN URL, name, size), the options, and where the answer goes (application
+id, interaction token, the thinking message). It is deleted once the person has an answer.
+A shutdown that turns the conversion away (ShuttingDown) or cuts it short keeps it, and the
+person is told, privately, that the picture will be posted when the bot is back. At start
+(bot/discord/resume.py) jobs younger than RESUME_WITHIN_S are finished through the follow-up
+webhook; older ones can no longer be answered and are dropped with a recorded failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import discord
+
+from bot.discord.conversion import PLATFORM, chat_id
+from bot.discord.respond import Followup
+from i18n import error_message, t
+from service.convert import ConversionService, new_request_id
+from service.errors import ShuttingDown
+
+log = logging.getLogger("animebot.discord")
+
+TOKEN_LIFETIME_S = 15 * 60  # an interaction token answers follow-ups this long
+RESUME_WITHIN_S = TOKEN_LIFETIME_S - 60  # a minute left to convert and post
+NOTICE_S = 3.0  # cut short by a shutdown: at most this long to tell the person
+ANSWERED = "animebot.answered"  # Interaction.extras: the job told the person itself
+
+
+class PutOff(Exception):
+    """A conversion of the job was turned away by the shutdown: keep the job for later."""
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    """An attachment as a job stores it: enough to download it again after a restart."""
+
+    url: str
+    filename: str
+    size: int
+    content_type: str | None = None
+    spoiler: bool = False
+    http: Any = None  # discord's HTTPClient (reads from the CDN); not stored
+
+    def is_spoiler(self) -> bool:
+        return self.spoiler
+
+    async def read(self) -> bytes:
+        data: bytes = await self.http.get_from_cdn(self.url)
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "filename": self.filename,
+            "size": self.size,
+            "content_type": self.content_type,
+            "spoiler": self.spoiler,
+        }
+
+    @classmethod
+    def of(cls, attachment: discord.Attachment) -> StoredAttachment:
+        return cls(
+            attachment.url,
+            attachment.filename,
+            attachment.size,
+            attachment.content_type,
+            attachment.is_spoiler(),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], http: Any) -> StoredAttachment:
+        return cls(
+            str(data["url"]),
+            str(data["filename"]),
+            int(data["size"]),
+            data.get("content_type"),
+            bool(data.get("spoiler")),
+            http,
+        )
+
+
+async def accept(
+    service: ConversionService,
+    interaction: discord.Interaction[discord.Client],
+    lang: str,
+    thinking_id: int | None,
+    attachments: Sequence[discord.Attachment],
+    options: dict[str, Any],
+    **source: Any,
+) -> str | None:
+    """Store the deferred interaction as a job; its id, or None when it could not be stored."""
+    job = await service.jobs.accept(
+        PLATFORM,
+        interaction.user.id,
+        lang,
+        request_id=new_request_id(),
+        chat_id=chat_id(interaction),
+        source={"attachments": [StoredAttachment.of(a).to_dict() for a in attachments], **source},
+        options=options,
+        reply={
+            "application_id": interaction.application_id,
+            "token": interaction.token,
+            "thinking_id": thinking_id,
+            "filesize_limit": interaction.filesize_limit,
+        },
+    )
+    return None if job is None else job.id
+
+
+async def run_durably(
+    service: ConversionService,
+    followup: Followup,
+    lang: str,
+    job_id: str | None,
+    work: Callable[[], Awaitable[None]],
+    interaction: discord.Interaction[discord.Client] | None = None,
+) -> None:
+    """Do `work` (which answers the person); then the job is done and deleted. Put off by a
+    shutdown (PutOff, or cancelled past the grace), it stays, and the person is told once."""
+    try:
+        await work()
+    except PutOff:
+        await _put_off(service, followup, lang, job_id, interaction)
+        return
+    except asyncio.CancelledError:
+        await _put_off(service, followup, lang, job_id, interaction)
+        raise
+    except Exception:
+        if job_id is not None:  # a bug: the error handler answers; do not repeat it forever
+            await service.jobs.finish(job_id)
+        raise
+    if job_id is not None:
+        await service.jobs.finish(job_id)
+
+
+async def _put_off(
+    service: ConversionService,
+    followup: Followup,
+    lang: str,
+    job_id: str | None,
+    interaction: discord.Interaction[discord.Client] | None,
+) -> None:
+    if job_id is not None:
+        text = t("job.deferred_interaction", lang)
+    else:
+        text = error_message(ShuttingDown("shutting down"), lang)
+    if interaction is not None:
+        interaction.extras[ANSWERED] = True
+    try:
+        async with asyncio.timeout(NOTICE_S):
+            await followup.error(text)
+    except (TimeoutError, discord.HTTPException) as exc:
+        log.info("job %s: could not tell the person about the restart (%r)", job_id, exc)
+    if job_id is not None:
+        thinking = followup.thinking_id if followup.thinking else None
+        await service.jobs.defer(job_id, thinking_id=thinking)
