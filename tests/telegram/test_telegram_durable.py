@@ -8,6 +8,8 @@ grace and a backlog), then started again.
 - A SIGTERM with more work than the grace: the process exits within the grace plus a small
   bound; every person has exactly one message (the result, or "restarting, your photo is
   saved"); no internal error is logged or shown; the next start finishes the rest.
+- A job that crashed the process twice (or is a day old) is given up with one message.
+- A chat that answers the first chat action with 403 is not converted (item 5).
 """
 
 from __future__ import annotations
@@ -20,15 +22,26 @@ import signal
 import sqlite3
 import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from bot.telegram import TelegramFrontEnd
 from i18n import t
-from tests.standins.telegram_api import Call, TelegramStandIn, make_user
-from tests.telegram.helpers import matches, replies_to, synthetic_jpeg
+from service.jobs import MAX_ATTEMPTS
+from service.runtime import Runtime
+from storage import PendingJob
+from tests.standins.telegram_api import Call, TelegramStandIn, make_user, private_chat
+from tests.telegram.helpers import (
+    ALICE,
+    FAST,
+    StartBot,
+    matches,
+    replies_to,
+    synthetic_jpeg,
+)
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals are POSIX")
 
@@ -227,3 +240,70 @@ async def test_sigterm_with_a_backlog_exits_in_time_and_tells_everyone_once(
     assert outcomes.count(("refused", "shutting_down")) == len(deferred)
     assert len(outcomes) == PEOPLE + len(deferred)
     assert log_problems(log) == []
+
+
+async def test_a_403_on_the_chat_action_stops_the_job_before_converting(
+    start_bot: StartBot,
+) -> None:
+    harness = await start_bot()
+    api, service = harness.api, harness.runtime.service
+    conversions: list[object] = []
+    engine_convert = harness.runtime.engine.convert
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        conversions.append(args)
+        return await engine_convert(*args, **kwargs)
+
+    harness.runtime.engine.convert = counted  # type: ignore[method-assign]
+    api.fail_next("sendChatAction", 403, description="Forbidden: bot was blocked by the user")
+    sent = await api.send_photo(ALICE, None, synthetic_jpeg(seed=21))
+    await api.wait_for("sendChatAction", lambda c: c.chat_id == ALICE["id"])
+    await harness.settled()
+    assert conversions == []  # nothing converted for a chat that refuses the bot
+    assert [c.status for c in api.calls_to("sendChatAction")] == [403]  # and no retry
+    assert not api.calls_to("sendPhoto") and not api.calls_to("sendMessage")
+    rows = await harness.rows_of(ALICE)
+    assert [(r["status"], r["error_kind"]) for r in rows] == [("error", "delivery_blocked")]
+    assert await service.jobs.pending("telegram") == []  # answered (by the refusal): gone
+    assert sent["message_id"]  # the photo itself was taken in
+
+
+async def test_jobs_tried_twice_or_a_day_old_are_given_up_with_one_message(
+    telegram_standin: TelegramStandIn, make_runtime: Callable[..., Awaitable[Runtime]]
+) -> None:
+    api = telegram_standin
+    runtime = await make_runtime(telegram_token=api.token, telegram_api_url=api.base_url, workers=1)
+    jobs = runtime.db.jobs
+    people = [make_user(8100 + n, language_code=lang) for n, lang in enumerate(("ru", "zh"))]
+    for person in people:
+        api.register_chat(private_chat(person))
+
+    def job(person: dict[str, Any], **kw: Any) -> PendingJob:
+        return PendingJob(
+            id=f"job-{person['id']}",
+            platform="telegram",
+            user_id=str(person["id"]),
+            user_hash=runtime.db.hash_id("telegram", person["id"]),
+            chat_id=str(person["id"]),
+            lang=person["language_code"],
+            source={"kind": "photo", "file_id": "never-fetched", "file_size": 1000},
+            reply={"reply_to": 5},
+            **kw,
+        )
+
+    await jobs.add(job(people[0], attempts=MAX_ATTEMPTS))  # crashed the process twice
+    await jobs.add(job(people[1], created_at=int((time.time() - 25 * 3600) * 1000)))
+    front = TelegramFrontEnd(runtime, FAST)
+    api.resume_long_polls()
+    await front.start()
+    try:
+        for person in people:
+            (said,) = await api.wait_for("sendMessage", lambda c, p=person: c.chat_id == p["id"])
+            assert said.params["text"] == t("job.gave_up", person["language_code"])
+            assert said.reply_to_message_id == 5
+        await until(lambda: not jobs_in(runtime.settings.data_dir), "the jobs to be dropped")
+    finally:
+        await front.stop()
+    assert not api.calls_to("getFile")  # given up: not tried a third time
+    kinds = [k for _, k in usage_in(runtime.settings.data_dir)]
+    assert kinds == ["gave_up", "gave_up"]
