@@ -244,6 +244,7 @@ def face2paint(
     color_match: float = 0.5,
     smooth_skin: bool = False,
     map_fn: Callable[[Callable[[U8], U8], list[U8]], Iterable[U8]] = map,
+    in_place: bool = False,
 ) -> U8:
     """Scene stylization `stylized` with each face re-stylized by `stylize_face` and blended in.
 
@@ -253,6 +254,8 @@ def face2paint(
     frequencies on the face itself (the ring and background are always matched fully).
     Returns `stylized` itself (not a copy) when there are no usable faces. `map_fn` may
     stylize the crops side by side (an executor's map); they are pasted in order after.
+    `in_place`: paste into `stylized` itself instead of a copy (the result is the same: the
+    colour correction reads what has been pasted so far either way).
     """
     if original.shape != stylized.shape or original.ndim != 3 or original.shape[2] != 3:
         raise ValueError(
@@ -261,7 +264,7 @@ def face2paint(
     crops = face_crops(original, faces, face_size=face_size, margin=margin, smooth_skin=smooth_skin)
     if not crops:
         return stylized
-    canvas = stylized.copy()
+    canvas = stylized if in_place else stylized.copy()
     styled_crops = list(map_fn(stylize_face, [crop for _, crop in crops]))
     for (box, _), styled_crop in zip(crops, styled_crops, strict=True):
         styled = _check_face_output(styled_crop, face_size)

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from core.errors import ModelFileError
+from core.session import shrink_options, use_shared_arena
 
 __all__ = ["Face", "FaceDetector"]
 
@@ -134,6 +135,8 @@ class FaceDetector:
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.enable_mem_pattern = False  # one planned block per photo shape would pile up
+        use_shared_arena(opts)  # the engine's arena, not one of its own
         try:
             self._session = ort.InferenceSession(
                 model, sess_options=opts, providers=["CPUExecutionProvider"]
@@ -149,6 +152,11 @@ class FaceDetector:
     def session_options(self) -> ort.SessionOptions:
         """The options the session actually runs with (for tests and diagnostics)."""
         return self._session.get_session_options()
+
+    def release_memory(self) -> None:
+        """Give the session arena's free chunks back (see `core.session.shrink_options`)."""
+        blob = np.zeros((1, 3, 64, 64), np.float32)
+        self._session.run(None, {self._input: blob}, shrink_options())
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 HxWx3 image (grey HxW accepted), largest first."""

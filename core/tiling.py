@@ -155,6 +155,9 @@ def stylize_tiled(
         if carry is not None:
             band[: carry.shape[0]] += carry
         done = (ys[k + 1][0] if k + 1 < len(ys) else y1) - y0
-        out[y0 : y0 + done] = np.clip(band[:done] + 0.5, 0, 255).astype(np.uint8)
+        head = band[:done]  # rounded and clipped in place: no second band of floats
+        head += 0.5
+        np.clip(head, 0, 255, out=head)
+        out[y0 : y0 + done] = head  # the cast truncates, as astype(np.uint8) would
         carry = band[done:]
     return out

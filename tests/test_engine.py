@@ -7,13 +7,15 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
-from core.engine import PIPELINE_VERSION, Engine, EngineConfig
+from core.engine import PIPELINE_VERSION, Engine, EngineConfig, PixelBudget
 from core.imageio import decode, encode
 from core.registry import Registry
+from core.session import StyleSession
 from core.tiling import (
     CONTEXT,
     OVERLAP,
@@ -290,3 +292,84 @@ def test_threads_spin_only_when_every_jobs_threads_fit_the_cores(
     assert EngineConfig(workers=2, threads_per_job=2).spin
     assert EngineConfig(workers=1, threads_per_job=4).spin
     assert not EngineConfig(workers=3, threads_per_job=2).spin  # 6 threads on 4 cores
+
+
+class ConcurrentPixels:
+    """Pixels inside StyleSession.run at once, across threads (the most seen)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+        real = StyleSession.run
+
+        def run(session: StyleSession, rgb: np.ndarray, thumb: Any = None) -> np.ndarray:
+            pixels = rgb.shape[0] * rgb.shape[1]
+            with self._lock:
+                self.now += pixels
+                self.most = max(self.most, self.now)
+            try:
+                return real(session, rgb, thumb)
+            finally:
+                with self._lock:
+                    self.now -= pixels
+
+        monkeypatch.setattr(StyleSession, "run", run)
+
+
+async def test_pixels_under_inference_at_once_stay_within_the_budget(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Four 1 MP photos on two workers: each would be one 1 MP pass, two at once; the
+    engine's budget (1.25 MP) makes them tiles, and no moment has more under inference."""
+    budget = 1_250_000
+    engine = Engine(Registry([WEIGHTS_DIR]), EngineConfig(workers=2, infer_max_pixels=budget))
+    spy = ConcurrentPixels(monkeypatch)
+    photos = [photo(1000, 1000, seed) for seed in range(4)]
+    results = await asyncio.gather(*(engine.convert(p, faces=False, fmt="jpeg") for p in photos))
+    assert len(results) == 4 and 0 < spy.most <= budget
+    await engine.close()
+
+
+def test_a_pass_larger_than_the_budget_runs_alone() -> None:
+    budget = PixelBudget(100)
+    with budget.hold(1_000):  # clamped to the whole budget
+        assert budget.used == 100
+    assert budget.used == 0 and budget.peak == 100
+
+
+async def test_memory_is_given_back_after_a_burst(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = Engine(Registry([WEIGHTS_DIR]), EngineConfig(workers=2, idle_release_s=0.01))
+    released = asyncio.Event()
+    real_release, real_done = engine.release_memory, engine._released
+
+    def release() -> None:
+        assert engine.active == 0  # never while a conversion runs
+        real_release()
+
+    def done(future: asyncio.Future[None]) -> None:
+        real_done(future)
+        released.set()
+
+    monkeypatch.setattr(engine, "release_memory", release)
+    monkeypatch.setattr(engine, "_released", done)
+    await asyncio.gather(*(engine.convert(photo(300, 400, s), faces=False) for s in range(3)))
+    await asyncio.wait_for(released.wait(), 30)
+    assert engine.releases == 1
+    await engine.close()
+
+
+def test_release_memory_returns_the_arena_to_the_system() -> None:
+    """After a 1.5 MP pass the shared ONNX Runtime arena holds its activations (~0.3 GB);
+    release_memory gives most of that back (RSS, this process)."""
+    engine = Engine(Registry([WEIGHTS_DIR]), EngineConfig(workers=1))
+    engine.convert_sync(photo(1200, 1250), faces=False, fmt="jpeg")
+    grown = _rss_mb()
+    engine.release_memory()
+    assert grown - _rss_mb() > 100
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
