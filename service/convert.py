@@ -3,6 +3,13 @@
 `await service.convert(request)` turns a person's upload into an anime image, or refuses with a
 typed reason. In order: rate limit, decode, cache, quota, fair queue, engine, cache store. Every
 outcome, refusals and failures included, writes exactly one usage row.
+
+Identical work is done once: uploads of the very same file being identified share one decode,
+and requests for a result already being computed share that computation (`service.coalesce`;
+each still writes its own row, as a cache hit). Memory is bounded: a photo is decoded in the
+engine's narrow decode stage to identify it, and its pixels go straight on to a worker slot only
+when one is free at once (at most one photo per worker waits that way); a job that has to wait
+in the queue keeps the compressed upload and is decoded again inside its slot.
 """
 
 from __future__ import annotations
@@ -13,12 +20,13 @@ import logging
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.engine import Conversion, Engine
 from core.errors import ImageTooLarge, InputError, UnknownStyle
-from core.imageio import DecodedImage, pixel_digest
+from core.imageio import DecodedImage
+from service.coalesce import InFlight
 from service.errors import (
     InputExpired,
     InternalError,
@@ -64,14 +72,50 @@ class ConversionRequest:
     request_id: str = field(default_factory=new_request_id)
 
 
+# Uploads larger than this are hashed off the event loop (sha256 runs at ~0.5 GB/s).
+HASH_INLINE_BYTES = 256 * 1024
+
+
 @dataclass(frozen=True)
 class _Source:
     input_key: str
     width: int
     height: int
-    decoded: DecodedImage | None  # None when identified without decoding (or dropped)
     seen_at: float = field(default_factory=time.monotonic)
     raw: bytes | None = field(default=None, repr=False)  # the cached upload, for a later decode
+    stored: bool = False  # the upload is in the input cache (buttons can re-use it)
+
+
+class _Pixels:
+    """Decoded pixels handed from identification straight to a worker slot, so a job that can
+    start at once is not decoded twice. Reserved before decoding and counted, so at most one
+    per worker exists; released when the job takes them, or drops them to wait in the queue."""
+
+    def __init__(self, service: ConversionService) -> None:
+        self._service = service
+        self.decoded: DecodedImage | None = None
+        self._held = True
+        service._handoffs += 1
+
+    def take(self) -> DecodedImage | None:
+        decoded = self.decoded
+        self.release()
+        return decoded
+
+    def release(self) -> None:
+        self.decoded = None
+        if self._held:
+            self._held = False
+            self._service._handoffs -= 1
+
+
+@dataclass(frozen=True)
+class _Computed:
+    conversion: Conversion
+    waited_ms: float
+
+
+Identification = tuple[_Source, DecodedImage | None]
 
 
 @dataclass(frozen=True)
@@ -95,6 +139,7 @@ class ConversionReply:
     total_ms: float
     timings: dict[str, float]
     request_id: str
+    coalesced: bool = False  # shared another request's computation (also a cache_hit)
 
 
 def today_utc(now: float | None = None) -> str:
@@ -121,6 +166,10 @@ class ConversionService:
         self._deadline: float | None = None  # time.monotonic() when the grace period ends
         self._inflight: set[asyncio.Task[Any]] = set()
         self.jobs = JobStore(db)
+        # result key -> the computation under way; (upload sha256, kept) -> its identification
+        self.computing: InFlight[_Computed] = InFlight()
+        self._identifying: dict[tuple[str, bool], asyncio.Task[Identification]] = {}
+        self._handoffs = 0  # _Pixels alive
 
     # -- the main entry point ------------------------------------------------------------------
 
@@ -164,9 +213,8 @@ class ConversionService:
             if task is not None:
                 self._inflight.discard(task)
         await self._record(row, "ok", None)
-        self.metrics.requests.labels(
-            req.platform, "ok", "cache" if reply.cache_hit else "computed"
-        ).inc()
+        kind = "coalesced" if reply.coalesced else "cache" if reply.cache_hit else "computed"
+        self.metrics.requests.labels(req.platform, "ok", kind).inc()
         return reply
 
     async def _convert(
@@ -187,41 +235,110 @@ class ConversionService:
                 raise RateLimited("too many requests", retry_after_s=wait)
         if req.image is not None:
             row["input_bytes"] = len(req.image)
-        source = await self._source(req, user_hash)
-        row.update(input_w=source.width, input_h=source.height)
-        input_key = source.input_key
-        version = self.engine.model_version(style, faces)
-        result_key = _key(input_key, version, req.side_by_side, fmt, req.max_side)
-        hit = await self.db.cache.get(result_key)
-        if hit is not None:
-            if not req.is_admin:
-                self.limiter.refund(user_hash)
-            self.metrics.cache_hits.labels(req.platform).inc()
-            row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
-            handle = await self.db.cache.get_handle(result_key, req.platform)
-            return _cached_reply(hit, req, style, faces, input_key, result_key, handle, started)
-        day = today_utc()
-        quota = self.settings.daily_quota
-        if not req.is_admin and quota > 0 and await self.db.quota.count(user_hash, day) >= quota:
-            raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
-        async with self.queue.slot(user_hash, req.on_progress) as waited_ms:
-            self.metrics.queue_wait_seconds.observe(waited_ms / 1000)
-            row["queue_wait_ms"] = waited_ms
-            decoded = source.decoded or await self._decode_again(req, source)
-            conversion = await self.engine.convert(
-                decoded,
-                style=style,
-                faces=faces,
-                side_by_side=req.side_by_side,
-                fmt=fmt,
-                max_side=req.max_side,
-            )
-        row.update(compute_ms=conversion.timings.total_ms, output_bytes=len(conversion.image.data))
+        source, pixels = await self._source(req, user_hash)
+        try:
+            row.update(input_w=source.width, input_h=source.height)
+            input_key = source.input_key
+            version = self.engine.model_version(style, faces)
+            result_key = _key(input_key, version, req.side_by_side, fmt, req.max_side)
+            hit = await self.db.cache.get(result_key)
+            if hit is not None:
+                if not req.is_admin:
+                    self.limiter.refund(user_hash)
+                self.metrics.cache_hits.labels(req.platform).inc()
+                row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
+                handle = await self.db.cache.get_handle(result_key, req.platform)
+                return _cached_reply(hit, req, style, faces, input_key, result_key, handle, started)
+            job = self.computing.get(result_key)
+            if job is None:  # nobody computes this result yet: this request does
+                quota = self.settings.daily_quota
+                if (
+                    not req.is_admin
+                    and quota > 0
+                    and await self.db.quota.count(user_hash, today_utc()) >= quota
+                ):
+                    raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
+                job = self.computing.get(result_key)  # the quota check awaited: look again
+            if job is None:
+                handed, pixels = pixels, None
+                job = self.computing.start(
+                    result_key,
+                    req.request_id,
+                    lambda report: self._compute(
+                        req, user_hash, source, handed, style, faces, fmt, result_key, report
+                    ),
+                )
+            joined = time.perf_counter()
+            outcome, computed = await job.result(req.request_id, req.on_progress)
+        finally:
+            if pixels is not None:
+                pixels.release()
+        conversion = outcome.conversion
+        row["output_bytes"] = len(conversion.image.data)
+        if computed:
+            row.update(queue_wait_ms=outcome.waited_ms, compute_ms=conversion.timings.total_ms)
+            return _reply(conversion, req, faces, input_key, result_key, outcome.waited_ms, started)
+        # Another request's computation answered this one: free like a cache hit.
+        if not req.is_admin:
+            self.limiter.refund(user_hash)
+        self.metrics.cache_hits.labels(req.platform).inc()
+        waited_ms = (time.perf_counter() - joined) * 1000
+        row.update(cache_hit=True, queue_wait_ms=waited_ms, compute_ms=0.0)
+        return _reply(
+            conversion, req, faces, input_key, result_key, waited_ms, started, coalesced=True
+        )
+
+    async def _compute(
+        self,
+        req: ConversionRequest,
+        user_hash: str,
+        source: _Source,
+        pixels: _Pixels | None,
+        style: str,
+        faces: bool,
+        fmt: str,
+        result_key: str,
+        report: ProgressCallback,
+    ) -> _Computed:
+        """The work of one result (a `SharedJob`): the fair queue under the requester who
+        started it, the engine, the cache store and that requester's quota."""
+        try:
+            if pixels is not None and not self._starts_now():
+                pixels.release()  # it will wait in the queue: with the bytes, not the pixels
+            async with self.queue.slot(user_hash, report) as waited_ms:
+                self.metrics.queue_wait_seconds.observe(waited_ms / 1000)
+                decoded = None if pixels is None else pixels.take()
+                image = decoded or await self._raw(req, source)
+                del decoded
+                conversion = await self.engine.convert(
+                    image,
+                    style=style,
+                    faces=faces,
+                    side_by_side=req.side_by_side,
+                    fmt=fmt,
+                    max_side=req.max_side,
+                )
+                del image
+        finally:
+            if pixels is not None:
+                pixels.release()
         self.metrics.compute_seconds.labels(style).observe(conversion.timings.total_ms / 1000)
         await self._store_result(result_key, conversion, user_hash)
         if not req.is_admin:
-            await self.db.quota.increment(user_hash, day)
-        return _reply(conversion, req, faces, input_key, result_key, waited_ms, started)
+            await self.db.quota.increment(user_hash, today_utc())
+        return _Computed(conversion, waited_ms)
+
+    def _starts_now(self) -> bool:
+        """Whether a job entering the fair queue now gets a worker without waiting (the
+        queue's own admission rule)."""
+        return self.queue.running < self.queue.workers and self.queue.waiting == 0
+
+    def _reserve_pixels(self) -> _Pixels | None:
+        """A handoff for a photo about to be identified, if it could start at once and fewer
+        photos than workers are already handed on that way."""
+        if self.queue.waiting or self.queue.running + self._handoffs >= self.queue.workers:
+            return None
+        return _Pixels(self)
 
     def _style(self, wanted: str | None) -> str:
         names = self.engine.registry.names()
@@ -232,9 +349,13 @@ class ConversionService:
         default = self.settings.default_style
         return default if default in names else self.engine.registry.default_style()
 
-    async def _source(self, req: ConversionRequest, user_hash: str) -> _Source:
-        """Identify the input by its pixels. A byte-identical repeat of an upload seen before
-        is identified without decoding it, so a cache hit touches no pixels at all."""
+    async def _source(
+        self, req: ConversionRequest, user_hash: str
+    ) -> tuple[_Source, _Pixels | None]:
+        """Identify the input by its pixels, with the decoded pixels when the job may start at
+        once. A byte-identical repeat of an upload seen before is identified without decoding
+        it, so a cache hit touches no pixels at all; identical uploads arriving together are
+        decoded once."""
         if req.image is None:
             if not req.input_key:
                 raise ValueError("a request needs image bytes or an input_key")
@@ -243,49 +364,93 @@ class ConversionService:
                 raise InputExpired("the original photo is no longer cached")
             if "width" in entry.meta:  # decoded only if the result is not cached already
                 width, height = int(entry.meta["width"]), int(entry.meta["height"])
-                return _Source(req.input_key, width, height, None, raw=entry.data)
-            decoded = await self.engine.decode(entry.data)
-            return _Source(req.input_key, decoded.width, decoded.height, self._keep(decoded))
+            else:
+                found = await self.engine.identify(entry.data)
+                width, height = found.width, found.height
+            return _Source(req.input_key, width, height, raw=entry.data), None
         if len(req.image) > self.settings.max_upload_bytes:
             raise ImageTooLarge("upload too large", limit=self.settings.max_upload_bytes)
-        bytes_key = hashlib.sha256(req.image).hexdigest()
+        bytes_key = await _sha256(req.image)
         known = self._aliases.get(bytes_key)
         # Trust an alias only while the cached upload it implies is surely still there.
         if known is not None and time.monotonic() - known.seen_at < self._alias_ttl_s:
             self._aliases.move_to_end(bytes_key)
-            return known
-        decoded = await self.engine.decode(req.image)
-        input_key = await self.engine.run_light(pixel_digest, decoded)
-        if req.keep_input:
-            await self.db.cache.put(
-                _input_cache_key(input_key),
-                req.image,
-                kind="input",
-                mime="application/octet-stream",
-                owner_hash=user_hash,
-                meta={"width": decoded.width, "height": decoded.height},
+            if req.keep_input and not known.stored:  # seen on the web page, wanted by a bot
+                await self._store_input(known.input_key, req.image, user_hash, known)
+                known = self._alias(bytes_key, replace(known, stored=True))
+            return known, None
+        flight = (bytes_key, req.keep_input)
+        task = self._identifying.get(flight)
+        pixels = None
+        if task is None:
+            pixels = self._reserve_pixels()
+            task = asyncio.ensure_future(
+                self._identify(req.image, req.keep_input, user_hash, bytes_key, pixels is not None)
             )
-        source = _Source(input_key, decoded.width, decoded.height, None)
+            self._identifying[flight] = task
+            task.add_done_callback(lambda done: self._identified(flight, done))
+        try:
+            source, decoded = await asyncio.shield(task)
+        except BaseException:
+            if pixels is not None:
+                pixels.release()
+            raise
+        if pixels is not None:
+            pixels.decoded = decoded
+            if decoded is None:  # too large to hand on: decoded again inside its slot
+                pixels.release()
+                pixels = None
+        return source, pixels
+
+    async def _identify(
+        self, image: bytes, keep_input: bool, user_hash: str, bytes_key: str, keep: bool
+    ) -> Identification:
+        """Decode and hash an upload (in the engine's narrow decode stage), store it for the
+        buttons when asked. A task of its own, shared by identical uploads arriving together:
+        it finishes even if the request that started it is cancelled."""
+        limit = self.engine.config.whole_max_pixels if keep else 0
+        found = await self.engine.identify(image, keep_max_pixels=limit)
+        source = _Source(found.digest, found.width, found.height)
+        if keep_input:
+            await self._store_input(found.digest, image, user_hash, source)
+            source = replace(source, stored=True)
+        self._alias(bytes_key, source)
+        return source, found.decoded
+
+    def _identified(self, flight: tuple[str, bool], task: asyncio.Task[Identification]) -> None:
+        if self._identifying.get(flight) is task:
+            del self._identifying[flight]
+        if not task.cancelled():
+            task.exception()  # retrieved: whoever still waited got it
+
+    def _alias(self, bytes_key: str, source: _Source) -> _Source:
         self._aliases[bytes_key] = source
+        self._aliases.move_to_end(bytes_key)
         while len(self._aliases) > 10_000:
             self._aliases.popitem(last=False)
-        return _Source(input_key, decoded.width, decoded.height, self._keep(decoded))
+        return source
 
-    def _keep(self, decoded: DecodedImage) -> DecodedImage | None:
-        """Decoded pixels (3.3 MB at 1280 px) are kept only for a job that starts at once: a
-        queue of hundreds would otherwise hold gigabytes. Queued jobs decode again later."""
-        idle = self.queue.waiting == 0 and self.queue.running < self.queue.workers
-        return decoded if idle else None
+    async def _store_input(
+        self, input_key: str, image: bytes, user_hash: str, source: _Source
+    ) -> None:
+        await self.db.cache.put(
+            _input_cache_key(input_key),
+            image,
+            kind="input",
+            mime="application/octet-stream",
+            owner_hash=user_hash,
+            meta={"width": source.width, "height": source.height},
+        )
 
-    async def _decode_again(self, req: ConversionRequest, source: _Source) -> DecodedImage:
-        """Pixels for a cache miss whose input was identified without decoding."""
+    async def _raw(self, req: ConversionRequest, source: _Source) -> bytes:
+        """The compressed photo of a job, decoded inside its worker slot."""
         data = req.image if req.image is not None else source.raw
         if data is None:
             entry = await self.db.cache.get(_input_cache_key(source.input_key))
             if entry is None:
                 raise InputExpired("the original photo is no longer cached")
             data = entry.data
-        return await self.engine.decode(data)
+        return data
 
     async def _store_result(self, key: str, conversion: Conversion, owner: str) -> None:
         image = conversion.image
@@ -468,6 +633,12 @@ class ConversionService:
         return not pending
 
 
+async def _sha256(data: bytes) -> str:
+    if len(data) <= HASH_INLINE_BYTES:
+        return hashlib.sha256(data).hexdigest()
+    return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
+
+
 def _key(input_key: str, version: str, side_by_side: bool, fmt: str, max_side: int | None) -> str:
     raw = f"{input_key}|{version}|sbs={int(side_by_side)}|{fmt}|max={max_side or 0}"
     return hashlib.sha256(raw.encode()).hexdigest()
@@ -485,6 +656,8 @@ def _reply(
     result_key: str,
     waited_ms: float,
     started: float,
+    *,
+    coalesced: bool = False,
 ) -> ConversionReply:
     return ConversionReply(
         data=c.image.data,
@@ -495,17 +668,18 @@ def _reply(
         style=c.style,
         faces=faces,
         side_by_side=req.side_by_side,
-        cache_hit=False,
+        cache_hit=coalesced,
         input_key=input_key,
         result_key=result_key,
         handle=None,
         faces_found=c.faces_found,
         notes=c.notes,
         queue_wait_ms=waited_ms,
-        compute_ms=c.timings.total_ms,
+        compute_ms=0.0 if coalesced else c.timings.total_ms,
         total_ms=(time.perf_counter() - started) * 1000,
-        timings=c.timings.as_dict(),
+        timings={} if coalesced else c.timings.as_dict(),
         request_id=req.request_id,
+        coalesced=coalesced,
     )
 
 
