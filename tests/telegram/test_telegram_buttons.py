@@ -3,12 +3,14 @@ sent by Telegram file_id, not uploaded."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
 from bot.telegram.callbacks import ResultAction
 from i18n import error_message, t
 from service.errors import InputExpired
+from tests.service.helpers import HeldConversion
 from tests.standins.telegram_api import Call
 from tests.telegram.helpers import (
     ALICE,
@@ -121,3 +123,27 @@ async def test_stale_buttons_explain_themselves(bot: Harness) -> None:
         ("ok", None),
         ("error", "input_expired"),
     ]
+
+
+async def test_a_double_tap_sends_one_result(bot: Harness) -> None:
+    """The same button pressed again while its conversion runs: "already working on it", and
+    one result, not two."""
+    api = bot.api
+    photo = await api.send_photo(ALICE, None, synthetic_jpeg(seed=11))
+    (first,) = await api.wait_for("sendPhoto", replies_to(photo))
+    data = buttons(first)[t("style.shinkai", "en")]
+    held = HeldConversion(bot.runtime.engine)
+    since = api.mark()
+    await api.press_button(ALICE, first.result, data)
+    await asyncio.wait_for(held.started.wait(), 30)  # the first tap's conversion is running
+    again = await api.press_button(ALICE, first.result, data)
+    await api.wait_for(
+        "answerCallbackQuery", lambda c: c.params.get("callback_query_id") == again["id"]
+    )
+    assert api.callback_answers[again["id"]].get("text") == t("tg.button.working", "en")
+    held.release()
+    await api.wait_for("sendPhoto", replies_to(photo), since=since)
+    await bot.settled()
+    assert len([c for c in api.calls[since:] if c.method == "sendPhoto"]) == 1
+    rows = await bot.rows_of(ALICE)
+    assert [(r["style"], r["status"]) for r in rows] == [("hayao", "ok"), ("shinkai", "ok")]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -17,6 +18,8 @@ from bot.telegram.texts import style_label
 from i18n import LANGUAGES, t
 
 log = logging.getLogger("animebot.telegram")
+
+PRESSED = "animebot.buttons_pressed"  # bot_data: result buttons whose conversion is running
 
 
 async def _answer_query(query: CallbackQuery, text: str | None = None, alert: bool = False) -> None:
@@ -44,6 +47,9 @@ async def on_result_button(update: Update, context: Context) -> None:
     if not isinstance(action, ResultAction) or style is None:
         await _answer_query(query, t("tg.button.expired", lang), alert=True)
         return
+    if not _first_press(context, query):  # a double tap: one result, not two
+        await _answer_query(query, t("tg.button.working", lang))
+        return
     await _answer_query(query)
     message = query.message if isinstance(query.message, Message) else None
     chat_id = message.chat_id if message is not None else user.id
@@ -65,6 +71,25 @@ async def on_result_button(update: Update, context: Context) -> None:
     finally:
         taken_in(update, context)
     await run_job(d, context.bot, job)
+
+
+def _first_press(context: Context, query: CallbackQuery) -> bool:
+    """False when this button of this message is already being converted; otherwise mark it
+    so until the running handler ends."""
+    message = query.message
+    key = (
+        message.chat.id if message is not None else query.from_user.id,
+        message.message_id if message is not None else query.inline_message_id,
+        query.data,
+    )
+    pressed: set[tuple[object, ...]] = context.bot_data.setdefault(PRESSED, set())
+    if key in pressed:
+        return False
+    task = asyncio.current_task()
+    if task is not None:
+        pressed.add(key)
+        task.add_done_callback(lambda _: pressed.discard(key))
+    return True
 
 
 @tracked
