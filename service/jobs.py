@@ -6,9 +6,11 @@
 
 A bot accepts a job before the platform learns the request was received (Telegram: before
 the getUpdates offset moves past the update; Discord: right after the deferral), so a crash
-loses nothing that was confirmed. A job put off by a shutdown stays (`defer`). At start a bot
-finishes what is left (`resume`), at most `MAX_ATTEMPTS` times per job, so a photo that
-crashes the process cannot crash it forever.
+loses nothing that was confirmed. A job's id is the platform's own key for the request, so a
+request delivered again after a crash (accepted, not yet confirmed) is recognised
+(AlreadyAccepted) instead of being answered twice. A job put off by a shutdown stays
+(`defer`). At start a bot finishes what is left, at most `MAX_ATTEMPTS` times per job, so a
+photo that crashes the process cannot crash it forever.
 
 Storage trouble never fails a request: a job that cannot be written runs anyway (logged), it
 is only not durable.
@@ -31,9 +33,19 @@ MAX_ATTEMPTS = 2  # process starts that may work on one job; the next start give
 MAX_AGE_S = 24 * 3600.0  # a job older than this is dropped (raw ids must not stay forever)
 
 
+class AlreadyAccepted(Exception):
+    """The request is already a pending job: the platform delivered it again."""
+
+
 class JobStore:
     def __init__(self, db: Database) -> None:
         self.db = db
+
+    def key(self, platform: str, request: str) -> str:
+        """A job's id from the platform's own key for the request (e.g. chat and message id):
+        the same for a request delivered again, and, being a keyed hash, no raw id in the
+        logs or the table's key."""
+        return self.db.hash_id(platform, f"job\0{request}")[:32]
 
     async def accept(
         self,
@@ -41,15 +53,16 @@ class JobStore:
         user_id: str | int,
         lang: str,
         *,
-        request_id: str,
+        key: str,
         chat_id: str | int | None = None,
         source: dict[str, Any] | None = None,
         options: dict[str, Any] | None = None,
         reply: dict[str, Any] | None = None,
     ) -> PendingJob | None:
-        """Write the job (committed when this returns); None when it could not be written."""
+        """Write the job under `key` (committed when this returns); None when it could not be
+        written; AlreadyAccepted when a job with that key is pending already."""
         job = PendingJob(
-            id=request_id,
+            id=key,
             platform=platform,
             user_id=str(user_id),
             user_hash=self.db.hash_id(platform, user_id),
@@ -60,10 +73,12 @@ class JobStore:
             reply=dict(reply or {}),
         )
         try:
-            await self.db.jobs.add(job)
+            added = await self.db.jobs.add(job)
         except Exception:
-            log.exception("request %s: could not store the job; it runs, but not durably", job.id)
+            log.exception("job %s: could not store it; it runs, but not durably", job.id)
             return None
+        if not added:
+            raise AlreadyAccepted(job.id)
         return job
 
     async def pending(self, platform: str) -> list[PendingJob]:

@@ -37,7 +37,7 @@ class PendingJob:
     `attempts`: how many times a process began working on it (bounds crash loops).
     """
 
-    id: str  # the request id: also in the usage rows and the logs
+    id: str  # the platform's own key for the request (a redelivery has the same one)
     platform: str
     user_id: str  # raw platform id (needed to answer); deleted with the job
     user_hash: str  # the keyed hash, so /forget finds the person's pending jobs
@@ -81,7 +81,7 @@ _COLUMNS = (
 )
 _JSON_COLUMNS = frozenset({"source", "options", "reply"})
 _INSERT = (
-    f"INSERT OR REPLACE INTO jobs ({', '.join(_COLUMNS)}) "
+    f"INSERT OR IGNORE INTO jobs ({', '.join(_COLUMNS)}) "
     f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 )
 
@@ -102,10 +102,11 @@ class JobsRepo:
     def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
-    async def add(self, job: PendingJob) -> None:
-        """Insert (or replace) the job; committed when this returns."""
+    async def add(self, job: PendingJob) -> bool:
+        """Insert the job (committed when this returns); False when a job with its id is
+        already pending (the platform delivered the same request again)."""
         async with self._sql.transaction() as tx:
-            await tx.execute(_INSERT, _params(job))
+            return await tx.execute(_INSERT, _params(job)) > 0
 
     async def get(self, job_id: str) -> PendingJob | None:
         row = await self._sql.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))

@@ -23,7 +23,7 @@ import discord
 from bot.discord.conversion import PLATFORM, chat_id
 from bot.discord.respond import Followup
 from i18n import error_message, t
-from service.convert import ConversionService, new_request_id
+from service.convert import ConversionService
 from service.errors import ShuttingDown
 
 log = logging.getLogger("animebot.discord")
@@ -101,7 +101,7 @@ async def accept(
         PLATFORM,
         interaction.user.id,
         lang,
-        request_id=new_request_id(),
+        key=service.jobs.key(PLATFORM, str(interaction.id)),
         chat_id=chat_id(interaction),
         source={"attachments": [StoredAttachment.of(a).to_dict() for a in attachments], **source},
         options=options,

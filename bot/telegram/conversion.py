@@ -56,10 +56,11 @@ class Job:
     started: float = field(default_factory=time.perf_counter)
     durable: bool = False  # stored as a PendingJob (deleted once answered)
     status_message_id: int | None = None  # a message an earlier run left in the chat
+    key: str | None = None  # the job's key: what asked (a message, a button press)
 
     @property
     def id(self) -> str:
-        return self.target.request_id
+        return self.key or self.target.request_id
 
     def pending(self) -> dict[str, Any]:
         """The parts of a PendingJob only this front end understands."""
@@ -80,7 +81,11 @@ class Job:
                 "side_by_side": self.side_by_side,
                 "as_file": self.as_file,
             },
-            "reply": {"reply_to": self.target.reply_to, "status_message_id": None},
+            "reply": {
+                "reply_to": self.target.reply_to,
+                "status_message_id": None,
+                "request_id": self.target.request_id,
+            },
         }
 
     @classmethod
@@ -94,7 +99,7 @@ class Job:
                 int(stored.chat_id or stored.user_id),
                 int(stored.user_id),
                 reply_to=reply.get("reply_to"),
-                request_id=stored.id,
+                request_id=str(reply.get("request_id") or stored.id),
             ),
             stored.lang,
             media=media,
@@ -105,17 +110,19 @@ class Job:
             as_file=bool(options.get("as_file")),
             durable=True,
             status_message_id=reply.get("status_message_id"),
+            key=stored.id,
         )
 
 
 async def accept(deps: Deps, job: Job) -> Job:
-    """Store the job (committed when this returns): from now on a crash cannot lose it."""
+    """Store the job (committed when this returns): from now on a crash cannot lose it.
+    AlreadyAccepted when Telegram delivered the same request again."""
     target = job.target
     stored = await deps.service.jobs.accept(
         PLATFORM,
         target.user_id,
         job.lang,
-        request_id=job.id,
+        key=job.id,
         chat_id=target.chat_id,
         **job.pending(),
     )
@@ -181,6 +188,8 @@ async def resume_jobs(deps: Deps, bot: Bot, stored: list[PendingJob]) -> None:
     with one message to the person."""
     for pending in stored:
         job = Job.from_pending(pending)
+        # The language stored is the app's; the person may have chosen another.
+        job = replace(job, lang=await deps.language_of(int(pending.user_id), job.lang))
         if pending.attempts >= MAX_ATTEMPTS or pending.age_s() > MAX_AGE_S:
             task = asyncio.create_task(_give_up(deps, bot, job), name=f"telegram-give-up-{job.id}")
         else:

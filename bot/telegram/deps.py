@@ -59,10 +59,12 @@ class Deps:
         """The person's chosen language, else their Telegram app's language."""
         if user is None:
             return normalize_language(None)
-        prefs = await self.service.prefs(PLATFORM, user.id)
-        if prefs.language in LANGUAGES:
-            return str(prefs.language)
-        return normalize_language(user.language_code)
+        return await self.language_of(user.id, normalize_language(user.language_code))
+
+    async def language_of(self, user_id: int, fallback: str) -> str:
+        """The language person `user_id` chose, else `fallback`."""
+        prefs = await self.service.prefs(PLATFORM, user_id)
+        return str(prefs.language) if prefs.language in LANGUAGES else fallback
 
 
 def deps(context: Context) -> Deps:

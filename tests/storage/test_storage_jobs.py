@@ -27,7 +27,8 @@ def job(db: Database, job_id: str, user: int, **kw: object) -> PendingJob:
 
 async def test_a_job_survives_a_reopen_and_round_trips(db: Database, db_path: Path) -> None:
     first = job(db, "r1", 11, created_at=1_000)
-    await db.jobs.add(first)
+    assert await db.jobs.add(first)
+    assert not await db.jobs.add(job(db, "r1", 11, lang="en"))  # delivered again: kept as is
     await db.jobs.add(job(db, "r2", 12, created_at=2_000))
     await db.jobs.add(job(db, "d1", 13, platform="discord", created_at=500))
     await db.close()

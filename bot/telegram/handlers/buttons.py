@@ -16,6 +16,7 @@ from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_jo
 from bot.telegram.keyboards import language_keyboard, style_keyboard
 from bot.telegram.texts import style_label
 from i18n import LANGUAGES, t
+from service.jobs import AlreadyAccepted
 
 log = logging.getLogger("animebot.telegram")
 
@@ -50,7 +51,6 @@ async def on_result_button(update: Update, context: Context) -> None:
     if not _first_press(context, query):  # a double tap: one result, not two
         await _answer_query(query, t("tg.button.working", lang))
         return
-    await _answer_query(query)
     message = query.message if isinstance(query.message, Message) else None
     chat_id = message.chat_id if message is not None else user.id
     reply_to: int | None = None
@@ -65,11 +65,15 @@ async def on_result_button(update: Update, context: Context) -> None:
         faces=action.faces,
         side_by_side=action.side_by_side,
         as_file=action.op == "file",
+        key=d.service.jobs.key(PLATFORM, f"button:{query.id}"),
     )
     try:
         job = await accept(d, job)  # stored before Telegram forgets the button press
+    except AlreadyAccepted:  # pressed once, delivered again after a crash: resumed already
+        return
     finally:
         taken_in(update, context)
+    await _answer_query(query)
     await run_job(d, context.bot, job)
 
 

@@ -3,16 +3,19 @@
 
 from __future__ import annotations
 
-from telegram import Message, Update
+from dataclasses import replace
+
+from telegram import Message, Update, User
 from telegram.constants import ChatType
 
 from bot.telegram.conversion import Job, accept, run_job
-from bot.telegram.delivery import Target
+from bot.telegram.delivery import PLATFORM, Target
 from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
 from bot.telegram.handlers.common import answer, command_target
 from bot.telegram.inputs import Media, Unsupported, addressed_to_bot, media_of
 from bot.telegram.texts import style_in_text
-from i18n import t
+from i18n import normalize_language, t
+from service.jobs import AlreadyAccepted
 
 _UNSUPPORTED_KEYS: dict[Unsupported | None, str] = {
     "document": "tg.unsupported.document",
@@ -22,13 +25,22 @@ _UNSUPPORTED_KEYS: dict[Unsupported | None, str] = {
 }
 
 
-async def _take_in(d: Deps, update: Update, context: Context, job: Job) -> None:
-    """Store the job, then let Telegram forget the update; then do it."""
+def message_key(d: Deps, message: Message) -> str:
+    """A job's key: the message that asked (the same again if Telegram delivers it again)."""
+    return d.service.jobs.key(PLATFORM, f"{message.chat_id}:{message.message_id}")
+
+
+async def take_in(d: Deps, update: Update, context: Context, job: Job, user: User) -> None:
+    """Store the job, then let Telegram forget the update; then do it. Storing comes first
+    and touches nothing else (the job carries the app's language until the person's own
+    choice is read), so updates are confirmed within milliseconds even under load."""
     try:
         job = await accept(d, job)
+    except AlreadyAccepted:  # delivered again after a crash: the resumed job answers it
+        return
     finally:
         taken_in(update, context)
-    await run_job(d, context.bot, job)
+    await run_job(d, context.bot, replace(job, lang=await d.language(user)))
 
 
 @tracked_job
@@ -42,14 +54,16 @@ async def on_media(update: Update, context: Context) -> None:
     ):
         return  # a picture in a group that was not meant for the bot
     d = deps(context)
-    lang = await d.language(user)
     target = Target(message.chat_id, user.id, reply_to=message.message_id)
     found = media_of(message)
     if isinstance(found, Media):
         style = style_in_text(message.caption, d.service.styles())
-        await _take_in(d, update, context, Job(target, lang, media=found, style=style))
+        provisional = normalize_language(user.language_code)
+        job = Job(target, provisional, media=found, style=style, key=message_key(d, message))
+        await take_in(d, update, context, job, user)
     else:
-        await answer(d, context, target, t(_UNSUPPORTED_KEYS[found], lang))
+        taken_in(update, context)
+        await answer(d, context, target, t(_UNSUPPORTED_KEYS[found], await d.language(user)))
 
 
 @tracked_job
@@ -59,22 +73,24 @@ async def on_anime(update: Update, context: Context) -> None:
     if message is None or user is None:
         return
     d = deps(context)
-    lang = await d.language(user)
     source: Message | None = message.reply_to_message
     found = media_of(source)
-    if source is None or found is None:
-        await answer(d, context, command_target(message, user), t("tg.anime.usage", lang))
+    if not isinstance(found, Media):  # no picture to convert (source None: found None)
+        taken_in(update, context)
+        lang = await d.language(user)
+        key = "tg.anime.usage" if found is None else _UNSUPPORTED_KEYS[found]
+        await answer(d, context, command_target(message, user), t(key, lang))
         return
-    if not isinstance(found, Media):
-        await answer(d, context, command_target(message, user), t(_UNSUPPORTED_KEYS[found], lang))
-        return
+    assert source is not None
     style: str | None = None
     if context.args:
         wanted = " ".join(context.args)
         # A name the bot does not know goes to the service, which answers with the list.
         style = style_in_text(wanted, d.service.styles()) or context.args[0]
     target = Target(message.chat_id, user.id, reply_to=source.message_id)
-    await _take_in(d, update, context, Job(target, lang, media=found, style=style))
+    provisional = normalize_language(user.language_code)
+    job = Job(target, provisional, media=found, style=style, key=message_key(d, message))
+    await take_in(d, update, context, job, user)
 
 
 @tracked
