@@ -307,3 +307,20 @@ async def test_jobs_tried_twice_or_a_day_old_are_given_up_with_one_message(
     assert not api.calls_to("getFile")  # given up: not tried a third time
     kinds = [k for _, k in usage_in(runtime.settings.data_dir)]
     assert kinds == ["gave_up", "gave_up"]
+
+
+async def test_a_request_delivered_again_is_answered_once(start_bot: StartBot) -> None:
+    """Telegram delivers an update again when the process died before confirming it, while
+    its job was already stored (and is resumed): the redelivery must not answer it twice."""
+    harness = await start_bot()
+    api = harness.api
+    release = api.hold_next("getFile")  # the first delivery's job stays pending
+    sent = await api.send_photo(ALICE, None, synthetic_jpeg(seed=33))
+    await api.wait_for("getFile")
+    await api.push_update({"message": sent})  # the same message, delivered again
+    await until(lambda: api.pending_updates == 0, "the redelivery to be taken in")
+    release.set()
+    await api.wait_for("sendPhoto", replies_to(sent))
+    await harness.settled()
+    assert len([c for c in api.calls_to("sendPhoto") if replies_to(sent)(c)]) == 1
+    assert [r["status"] for r in await harness.rows_of(ALICE)] == ["ok"]  # one request
