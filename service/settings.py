@@ -273,7 +273,8 @@ FIELDS: tuple[Field, ...] = (
         "shutdown_grace_s",
         _float,
         30.0,
-        "on SIGTERM, wait this long for running conversions",
+        "on SIGTERM, the whole process waits this long for running and waiting "
+        "conversions; what still waits is put off until the restart (the bots keep it)",
         _non_negative,
     ),
     Field("ANIMEBOT_LOG_LEVEL", "log_level", _str, "INFO", "DEBUG, INFO, WARNING or ERROR"),
