@@ -18,8 +18,9 @@ is only not durable.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import Any, TypeVar
 
 from storage import Database, PendingJob
@@ -117,3 +118,20 @@ class JobStore:
         except Exception:
             log.exception("request %s: job bookkeeping failed", job_id)
             return None
+
+
+async def to_the_end(step: Coroutine[Any, Any, None]) -> None:
+    """Finish `step` even if this task is cancelled meanwhile, then re-raise the cancellation:
+    the bookkeeping of a job that was answered or put off must not be cut in half (a job left
+    pending after its answer would be answered again after the restart)."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait({task})
+        except asyncio.CancelledError:
+            cancelled = True
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("job bookkeeping failed", exc_info=exc)
+    if cancelled:
+        raise asyncio.CancelledError

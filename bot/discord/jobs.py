@@ -25,6 +25,7 @@ from bot.discord.respond import Followup
 from i18n import error_message, t
 from service.convert import ConversionService
 from service.errors import ShuttingDown
+from service.jobs import to_the_end
 
 log = logging.getLogger("animebot.discord")
 
@@ -131,7 +132,11 @@ async def run_durably(
         await _put_off(service, followup, lang, job_id, interaction)
         return
     except asyncio.CancelledError:
-        await _put_off(service, followup, lang, job_id, interaction)
+        if followup.answered:  # a result (or its reason) is out: done, not to be run again
+            if job_id is not None:
+                await to_the_end(service.jobs.finish(job_id))
+        else:
+            await _put_off(service, followup, lang, job_id, interaction)
         raise
     except Exception:
         if job_id is not None:  # a bug: the error handler answers; do not repeat it forever
@@ -161,4 +166,4 @@ async def _put_off(
         log.info("job %s: could not tell the person about the restart (%r)", job_id, exc)
     if job_id is not None:
         thinking = followup.thinking_id if followup.thinking else None
-        await service.jobs.defer(job_id, thinking_id=thinking)
+        await to_the_end(service.jobs.defer(job_id, thinking_id=thinking))

@@ -95,6 +95,7 @@ class Followup:
         self.thinking_id = thinking_id  # the public "thinking…" message of the deferral
         self._interaction = interaction
         self._thinking = thinking_id is not None  # resumed: still unresolved
+        self.answered = False  # the person has the result, or the reason why not
 
     @classmethod
     def live(
@@ -124,7 +125,9 @@ class Followup:
     ) -> discord.WebhookMessage:
         """A public follow-up (the first one replaces the "thinking" message)."""
         if self._interaction is not None:
-            return await send(self._interaction, embed=embed, files=files)
+            sent = await send(self._interaction, embed=embed, files=files)
+            self.answered = True
+            return sent
         kwargs: dict[str, Any] = {"wait": True}
         if embed is not None:
             kwargs["embed"] = embed
@@ -132,12 +135,14 @@ class Followup:
             kwargs["files"] = list(files)
         message: discord.WebhookMessage = await self.webhook.send(**kwargs)
         self._thinking = False
+        self.answered = True
         return message
 
     async def error(self, message: str) -> None:
         """Tell only the person who asked: delete the public "thinking" message first."""
         if self._interaction is not None:
             await send_error(self._interaction, message)
+            self.answered = True
             return
         if self._thinking and self.thinking_id is not None:
             try:
@@ -146,3 +151,4 @@ class Followup:
                 log.warning("could not delete the thinking message (HTTP %s)", exc.status)
         self._thinking = False
         await self.webhook.send(message, ephemeral=True, wait=True)
+        self.answered = True

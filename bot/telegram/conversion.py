@@ -31,7 +31,7 @@ from core.errors import AnimeBotError, ImageTooLarge
 from i18n import error_message, t
 from service.convert import ConversionReply, ConversionRequest
 from service.errors import ShuttingDown
-from service.jobs import MAX_AGE_S, MAX_ATTEMPTS
+from service.jobs import MAX_AGE_S, MAX_ATTEMPTS, to_the_end
 from storage import PendingJob
 
 log = logging.getLogger("animebot.telegram")
@@ -146,23 +146,42 @@ async def run_job(deps: Deps, bot: Bot, job: Job) -> None:
         message_id=job.status_message_id,
         on_sent=remember,
     )
+    progress = _Progress()
     try:
-        await _run(deps, bot, job, status)
-    except ShuttingDown:
-        await _put_off(deps, job, status)
-        return
+        try:
+            await _run(deps, bot, job, status, progress)
+        except ShuttingDown:
+            await _put_off(deps, job, status)
+            return
+        except Undeliverable:  # the chat refuses messages; recorded by Delivery
+            progress.answered = True
+        except Exception as exc:
+            await status.close()
+            await report_failure(deps, bot, job.target, job.lang, exc)
+            progress.answered = True
     except asyncio.CancelledError:  # past the grace period: the bot is going down
-        await _put_off(deps, job, status)
+        if progress.answered:  # the person has the answer: done, not to be run again
+            await to_the_end(_done(deps, job, status))
+        else:
+            await _put_off(deps, job, status)
         raise
-    except Undeliverable:  # the chat refuses messages; recorded by Delivery
-        await status.close()
-    except Exception as exc:
-        await status.close()
-        await report_failure(deps, bot, job.target, job.lang, exc)
-    else:
-        await status.close()
+    await to_the_end(_done(deps, job, status))
+
+
+@dataclass
+class _Progress:
+    answered: bool = False  # the person has the result, or the reason why not
+
+
+async def _done(deps: Deps, job: Job, status: StatusMessage) -> None:
+    """Answered: the job goes (first: it must never run again), then the status message."""
     if job.durable:
         await deps.service.jobs.finish(job.id)
+    try:
+        async with asyncio.timeout(NOTICE_S):
+            await status.close()
+    except TimeoutError:
+        log.info("request %s: the status message could not be deleted in time", job.id)
 
 
 async def _put_off(deps: Deps, job: Job, status: StatusMessage) -> None:
@@ -179,7 +198,7 @@ async def _put_off(deps: Deps, job: Job, status: StatusMessage) -> None:
     except TimeoutError:
         log.info("request %s: no time left to tell the person about the restart", job.id)
     if job.durable:
-        await deps.service.jobs.defer(job.id, status_message_id=shown)
+        await to_the_end(deps.service.jobs.defer(job.id, status_message_id=shown))
 
 
 async def resume_jobs(deps: Deps, bot: Bot, stored: list[PendingJob]) -> None:
@@ -228,7 +247,7 @@ async def report_failure(
         log.warning("request %s: could not send the error message: %s", ref, send_exc)
 
 
-async def _run(deps: Deps, bot: Bot, job: Job, status: StatusMessage) -> None:
+async def _run(deps: Deps, bot: Bot, job: Job, status: StatusMessage, progress: _Progress) -> None:
     service, target = deps.service, job.target
     limit = min(deps.settings.max_upload_bytes, TELEGRAM_DOWNLOAD_LIMIT)
     if job.media is not None and job.media.file_size is not None and job.media.file_size > limit:
@@ -266,6 +285,7 @@ async def _run(deps: Deps, bot: Bot, job: Job, status: StatusMessage) -> None:
             )
         )
         await _deliver(deps, bot, job, reply)
+        progress.answered = True
     finally:
         await action.stop()
 

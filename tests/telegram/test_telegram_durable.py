@@ -42,6 +42,7 @@ from tests.telegram.helpers import (
     replies_to,
     synthetic_jpeg,
 )
+from tests.telegram.test_telegram_robustness import all_workers_busy
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals are POSIX")
 
@@ -324,3 +325,29 @@ async def test_a_request_delivered_again_is_answered_once(start_bot: StartBot) -
     await harness.settled()
     assert len([c for c in api.calls_to("sendPhoto") if replies_to(sent)(c)]) == 1
     assert [r["status"] for r in await harness.rows_of(ALICE)] == ["ok"]  # one request
+
+
+async def test_a_job_cut_short_after_its_result_is_not_answered_again(
+    start_bot: StartBot,
+) -> None:
+    """The stop's last resort cancels what still runs; a job whose result is already out must
+    then be finished (deleted), not kept to be answered a second time after the restart."""
+    harness = await start_bot(workers=1)
+    api = harness.api
+    held_delete = api.hold_next("deleteMessage")  # the status message goes last: park it
+    async with all_workers_busy(harness.runtime) as release:
+        sent = await api.send_photo(ALICE, None, synthetic_jpeg(seed=35))
+        await api.wait_for("sendMessage", replies_to(sent))  # waiting, with a status message
+        release.set()
+        await api.wait_for("sendPhoto", replies_to(sent))  # the result is out
+    # The stand-in has taken the held deleteMessage off its list: the job is in its cleanup.
+    await until(lambda: not api._holds.get("deleteMessage"), "the status delete to be parked")
+    running = [t for t in harness.front.deps.inflight if not t.done()]
+    assert running
+    for task in running:  # what the stop does to jobs still running past the grace
+        task.cancel()
+    await asyncio.gather(*running, return_exceptions=True)
+    held_delete.set()
+    assert await harness.runtime.service.jobs.pending("telegram") == []
+    texts = [c.params.get("text") for c in api.calls if c.method == "editMessageText"]
+    assert t("job.deferred", "en") not in texts  # and nobody is told it comes later
