@@ -75,11 +75,13 @@ class EngineConfig:
     whole_max_pixels: int = 1_250_000
     tile_max_pixels: int = 600_000
     # Pixels under inference at once in the whole engine, every job together: what the ONNX
-    # Runtime arenas grow to (~230 bytes per pixel, 2 threads on photos of varied shapes). A
-    # job plans its passes at most this divided by the slots busy when it starts (a 1280x960
-    # photo: one pass alone, two 960x656 tiles beside another job), and each pass waits until
-    # its pixels fit, so the bound holds whatever the timing.
-    infer_max_pixels: int = 1_500_000
+    # Runtime arena grows to (~230 bytes per pixel). A job plans its passes at most this
+    # divided by the slots busy when it starts (2 workers: a 1280x960 photo is one pass alone,
+    # two 960x656 tiles beside another job), and each pass waits until its pixels fit, so the
+    # bound holds whatever the timing. 0: `infer_pixels_per_worker` per worker, and at least a
+    # whole 1.25 MP pass (1.5 MP on 2 workers, ~0.35 GB of arena).
+    infer_max_pixels: int = 0
+    infer_pixels_per_worker: int = 750_000
     # photos at least this large are split across the slots a job could borrow
     split_min_pixels: int = 250_000
     max_pixels: int = 40_000_000
@@ -90,6 +92,12 @@ class EngineConfig:
     # After a burst (no conversion for this long), the ONNX Runtime arenas and the C heap give
     # their free memory back to the system; 0 turns that off.
     idle_release_s: float = 5.0
+
+    @property
+    def infer_budget(self) -> int:
+        if self.infer_max_pixels > 0:
+            return self.infer_max_pixels
+        return max(self.whole_max_pixels, self.infer_pixels_per_worker * self.workers)
 
     @property
     def decoders(self) -> int:
@@ -185,7 +193,7 @@ class Engine:
         self._sessions: dict[str, StyleSession] = {}
         self._detector: FaceDetector | None = None
         self._lock = threading.Lock()
-        self._infer = PixelBudget(self.config.infer_max_pixels)
+        self._infer = PixelBudget(self.config.infer_budget)
         self.active = 0
         self._held = 0  # worker slots held by running jobs, borrowed ones included
         self._started = 0  # conversions begun so far: tells the idle release a burst went on
@@ -279,7 +287,7 @@ class Engine:
         async with slots:
             extra = await self._borrow_idle_slots(slots, image)
             self._held += 1 + extra
-            pass_pixels = self.config.infer_max_pixels // self._held
+            pass_pixels = self.config.infer_budget // self._held
             self.active += 1
             self._started += 1
             try:
@@ -388,10 +396,10 @@ class Engine:
         """The whole pipeline on the calling thread. `parts`: how many cores this job may use
         (tiles and faces side by side); default every worker, for callers that convert one
         photo at a time (`core.convert`). `pass_pixels`: the most pixels one inference pass
-        of this job should take (default: its share of `infer_max_pixels`)."""
+        of this job should take (default: its share of the engine's budget)."""
         parts = self.config.workers if parts is None else max(1, min(parts, self.config.workers))
         if pass_pixels is None:
-            pass_pixels = self.config.infer_max_pixels // parts
+            pass_pixels = self.config.infer_budget // parts
         clock = _Clock()
         spec = self.resolve(style)
         decoded = self._decode(image)
@@ -486,7 +494,7 @@ class Engine:
     ) -> RGB:
         h, w = rgb.shape[:2]
         c = self.config
-        most = c.infer_max_pixels if pass_pixels is None else pass_pixels
+        most = c.infer_budget if pass_pixels is None else pass_pixels
         small = c.min_infer_side
         if max(h, w) < small:
             s = small / max(h, w)
