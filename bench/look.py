@@ -26,6 +26,7 @@ and two-sample accuracy; higher for PSNR and SSIM. Needs torch (the training ext
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -113,7 +114,7 @@ class PatchCritic(nn.Module):
         super().__init__()
         chans = (3, 32, 64, 128, 128)
         layers: list[nn.Module] = []
-        for a, b in zip(chans, chans[1:], strict=False):
+        for a, b in itertools.pairwise(chans):
             layers += [nn.Conv2d(a, b, 3, 2, 1), nn.LeakyReLU(0.2)]
         self.features = nn.Sequential(*layers)
         self.out = nn.Linear(chans[-1], 1)
@@ -123,7 +124,9 @@ class PatchCritic(nn.Module):
         return torch.as_tensor(self.out(h)[:, 0])
 
 
-def random_crops(images: Sequence[RGB], n: int, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+def random_crops(
+    images: Sequence[RGB], n: int, rng: np.random.Generator
+) -> list[tuple[int, int, int]]:
     """(image index, y, x) of n crops, images drawn in proportion to their area."""
     areas = np.array([im.shape[0] * im.shape[1] for im in images], np.float64)
     picks = rng.choice(len(images), size=n, p=areas / areas.sum())
@@ -284,9 +287,7 @@ def score(
         float(np.mean([psnr(o, a) for o, (_, a) in zip(val_out, val, strict=True)])),
         float(np.mean([ssim(o, a) for o, (_, a) in zip(val_out, val, strict=True)])),
         float(np.mean([gmsd(o, a) for o, (_, a) in zip(val_out, val, strict=True)])),
-        float(
-            np.mean([meter.distance(o, g) for o, g in zip(val_out, teacher_grams, strict=True)])
-        ),
+        float(np.mean([meter.distance(o, g) for o, g in zip(val_out, teacher_grams, strict=True)])),
         float(np.mean(accs)),
         float(np.max(accs) - np.min(accs)) if len(accs) > 1 else 0.0,
     )
