@@ -133,8 +133,10 @@ def cross_site(request: web.Request, public_url: str = "") -> bool:
     `Sec-Fetch-Site` when the browser sends it; otherwise `Origin`, which must name this
     server (its Host, or ANIMEBOT_PUBLIC_URL). No header at all: not a browser form post."""
     fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site.strip().lower() not in _SAME_SITE:
-        return True
+    if fetch_site is not None:
+        # A browser's own word, which no page can set. It must decide alone: with the page's
+        # `Referrer-Policy: no-referrer`, browsers send `Origin: null` on same-origin form posts.
+        return fetch_site.strip().lower() not in _SAME_SITE
     origin = request.headers.get("Origin")
     if origin is None:
         return False
