@@ -51,6 +51,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/", index, name="index")
     app.router.add_post("/api/convert", convert, name="convert")
     app.router.add_get("/api/styles", styles, name="styles")
+    app.router.add_get("/styles/{name}/preview.jpg", style_preview, name="style_preview")
 
 
 # -- helpers shared with the admin pages --------------------------------------------------------
@@ -112,7 +113,8 @@ async def index(request: web.Request) -> web.Response:
     settings = state.runtime.settings
     default = default_style(state)
     options = "".join(
-        f'<option value="{html.escape(name)}"{" selected" if name == default else ""}>'
+        f'<option value="{html.escape(name)}"{" selected" if name == default else ""}'
+        f"{preview_attribute(state, name)}>"
         f"{html.escape(style_label(state, name, lang))}</option>"
         for name in state.runtime.service.styles()
     )
@@ -160,6 +162,29 @@ def visitor_id(request: web.Request) -> tuple[str, str | None]:
 # -- the API ------------------------------------------------------------------------------------
 
 
+def preview_url(state: WebState, name: str) -> str | None:
+    """Where the page fetches a style's small preview image (None: the style has none)."""
+    spec = next((s for s in state.runtime.engine.registry.scene_styles() if s.name == name), None)
+    if spec is None or spec.preview is None:
+        return None
+    return f"/styles/{quote(name, safe='')}/preview.jpg"
+
+
+def preview_attribute(state: WebState, name: str) -> str:
+    url = preview_url(state, name)
+    return f' data-preview="{html.escape(url)}"' if url else ""
+
+
+async def style_preview(request: web.Request) -> web.StreamResponse:
+    """A scene style's preview.jpg, looked up by name in the registry (never a path)."""
+    state = request.app[STATE]
+    name = request.match_info["name"]
+    spec = next((s for s in state.runtime.engine.registry.scene_styles() if s.name == name), None)
+    if spec is None or spec.preview is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(spec.preview, headers={"Cache-Control": "public, max-age=86400"})
+
+
 async def styles(request: web.Request) -> web.Response:
     state = request.app[STATE]
     lang = request_language(request)
@@ -172,6 +197,7 @@ async def styles(request: web.Request) -> web.Response:
                     "name": name,
                     "label": style_label(state, name, lang),
                     "default": name == default,
+                    "preview": preview_url(state, name),
                 }
                 for name in state.runtime.service.styles()
             ],

@@ -256,6 +256,26 @@ async def test_styles_lists_the_installed_scene_styles(client: Client) -> None:
     assert {s["label"] for s in body["styles"]} >= {i18n.t("style.hayao", "zh")}
 
 
+async def test_styles_with_a_preview_link_it_and_the_page_serves_only_those(
+    client: Client,
+) -> None:
+    body = await (await client.get("/api/styles")).json()
+    registry = state_of(client).runtime.engine.registry
+    with_preview = [s for s in body["styles"] if s["preview"]]
+    assert with_preview, "the shipped hayao and shinkai carry preview.jpg"
+    for entry in body["styles"]:
+        spec = registry.get(entry["name"])
+        assert (entry["preview"] is None) == (spec.preview is None)
+    first = with_preview[0]
+    response = await client.get(first["preview"])
+    assert response.status == 200 and response.content_type == "image/jpeg"
+    assert await response.read() == registry.get(first["name"]).preview.read_bytes()
+    page = await (await client.get("/")).text()
+    assert f'data-preview="{first["preview"]}"' in page and 'id="style-preview"' in page
+    for bad in ("nosuch", "face_kpop", "..%2F..%2Fhayao"):
+        assert (await client.get(f"/styles/{bad}/preview.jpg")).status == 404
+
+
 async def test_unknown_api_paths_are_json_404(client: Client) -> None:
     response = await client.get("/api/nothing", headers={"Accept-Language": "ru"})
     assert response.status == 404

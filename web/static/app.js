@@ -24,6 +24,18 @@
   const dropzone = $("dropzone");
   const chosen = $("chosen");
   const styleSelect = $("style");
+  const stylePreview = $("style-preview");
+  function showPreview() {
+    const option = styleSelect.options[styleSelect.selectedIndex];
+    const url = option && option.dataset.preview;
+    stylePreview.hidden = !url;
+    if (url) {
+      stylePreview.src = url;
+      stylePreview.alt = option.textContent;
+    }
+  }
+  styleSelect.addEventListener("change", showPreview);
+  showPreview();
   const faces = $("faces");
   const sideBySide = $("side_by_side");
   const button = $("convert");
