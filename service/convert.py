@@ -486,14 +486,7 @@ class ConversionService:
     ) -> None:
         """Record a failure outside a conversion (e.g. 'delivery_blocked': the person blocked
         the bot before the reply arrived), so statistics show it."""
-        row: dict[str, Any] = {
-            "platform": platform,
-            "user_hash": self.db.hash_id(platform, user_id),
-            "chat_hash": None if chat_id is None else self.db.hash_id(platform, chat_id),
-            "request_id": request_id,
-        }
-        await self._record(row, "error", kind)
-        self.metrics.requests.labels(platform, "error", kind).inc()
+        await self._record_outside(platform, user_id, "error", kind, chat_id, request_id)
 
     async def record_refusal(
         self,
@@ -505,14 +498,26 @@ class ConversionService:
         request_id: str | None = None,
     ) -> None:
         """Record a request a front end turned away itself (e.g. 'shutting_down')."""
+        await self._record_outside(platform, user_id, "refused", kind, chat_id, request_id)
+
+    async def _record_outside(
+        self,
+        platform: str,
+        user_id: str | int,
+        outcome: str,
+        kind: str,
+        chat_id: str | int | None,
+        request_id: str | None,
+    ) -> None:
+        """One usage row and one metric for an outcome decided outside a conversion."""
         row: dict[str, Any] = {
             "platform": platform,
             "user_hash": self.db.hash_id(platform, user_id),
             "chat_hash": None if chat_id is None else self.db.hash_id(platform, chat_id),
             "request_id": request_id,
         }
-        await self._record(row, "refused", kind)
-        self.metrics.requests.labels(platform, "refused", kind).inc()
+        await self._record(row, outcome, kind)
+        self.metrics.requests.labels(platform, outcome, kind).inc()
 
     async def check_open(
         self,
