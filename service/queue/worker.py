@@ -1,0 +1,180 @@
+"""`QueueWorker`: pulls jobs from the shared queue (arq) and runs them on this machine.
+
+arq keeps a job in the queue until it finished and marks it taken with an in-progress key that
+expires `job_timeout_s + 10` s after the start: a worker killed with SIGKILL (or a machine that
+vanished) leaves the key to expire, and another worker takes the job then (at least once). The
+`DeliveryLedger` makes the second run skip a reply already delivered (exactly one reply).
+After each job the person's next held job (service.queue.fairness) is put on the queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from arq.connections import ArqRedis
+from arq.worker import Worker, func
+
+from service.queue.config import QUEUE_FUNCTION, QueueConfig
+from service.queue.connection import dumps, loads
+from service.queue.delivery import DeliveryLedger
+from service.queue.dispatcher import RedisDispatcher, fair_key
+from service.queue.registry import WorkerInfo
+
+log = logging.getLogger("animebot.worker")
+
+
+@dataclass(frozen=True)
+class Run:
+    """One run of a job on this worker."""
+
+    job_id: str
+    attempt: int  # 1 for the first run; more after a worker died or a retry
+    worker_id: str
+    ledger: DeliveryLedger
+
+
+class JobExecutor(Protocol):
+    async def execute(self, payload: dict[str, Any], run: Run) -> None:
+        """Run the job to its end (delivered, or the person told why not); never raises."""
+
+    async def give_up(self, payload: dict[str, Any], run: Run) -> None:
+        """The job used up its runs (it kept killing workers): tell the person, record it."""
+
+
+class QueueWorker:
+    def __init__(
+        self,
+        config: QueueConfig,
+        executor: JobExecutor,
+        *,
+        concurrency: int = 1,
+        worker_id: str | None = None,
+    ) -> None:
+        self.config, self.executor, self.concurrency = config, executor, max(1, concurrency)
+        self.worker_id = worker_id or uuid.uuid4().hex[:12]
+        self.running = 0
+        self.completed = 0
+        self._dispatcher: RedisDispatcher | None = None
+        self._worker: Worker | None = None
+        self._main: asyncio.Task[None] | None = None
+        self._beats: asyncio.Task[None] | None = None
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @property
+    def redis(self) -> ArqRedis:
+        assert self._dispatcher is not None, "start() first"
+        return self._dispatcher.redis
+
+    async def start(self) -> None:
+        self._dispatcher = await RedisDispatcher.connect(self.config)
+        self.ledger = DeliveryLedger(self.redis, self.config)
+        self._worker = Worker(
+            functions=[
+                func(
+                    self._run,
+                    name=QUEUE_FUNCTION,
+                    timeout=self.config.job_timeout_s,
+                    max_tries=self.config.max_runs + 1,  # the last one only gives up
+                )
+            ],
+            redis_pool=self.redis,
+            queue_name=self.config.queue_name,
+            max_jobs=self.concurrency,
+            poll_delay=self.config.poll_s,
+            handle_signals=False,
+            keep_result=3600,
+            job_serializer=dumps,
+            job_deserializer=loads,
+        )
+        await self._beat()
+        self._beats = asyncio.create_task(self._beat_loop(), name="animebot-worker-heartbeat")
+        self._main = asyncio.create_task(self._worker.main(), name="animebot-worker")
+        log.info("worker %s: %d slot(s)", self.worker_id, self.concurrency)
+
+    async def stop(self, grace_s: float = 30.0) -> None:
+        """Take no new job, let the running ones finish (bounded), leave the fleet."""
+        worker = self._worker
+        if worker is not None:
+            worker.allow_pick_jobs = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), grace_s)
+            if self.running:
+                log.warning("worker %s: %d job(s) cut short", self.worker_id, self.running)
+        for task in (self._beats, self._main):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if self._dispatcher is not None:
+            with contextlib.suppress(Exception):
+                await self._dispatcher.registry.leave(self.worker_id)
+            await self._dispatcher.close()
+            self._dispatcher = None
+
+    async def _run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> None:
+        job_id: str = ctx["job_id"]
+        attempt: int = ctx["job_try"]
+        run = Run(job_id, attempt, self.worker_id, self.ledger)
+        self.running += 1
+        self._idle.clear()
+        started = time.perf_counter()
+        try:
+            if attempt > self.config.max_runs:
+                log.warning("job %s: %d runs used up; giving up", job_id, attempt - 1)
+                await self.executor.give_up(payload, run)
+            else:
+                if attempt > 1:
+                    log.warning("job %s: run %d (an earlier run did not finish)", job_id, attempt)
+                await self.executor.execute(payload, run)
+        except Exception:
+            log.exception("job %s: the executor failed", job_id)
+        finally:
+            self.running -= 1
+            self.completed += 1
+            if not self.running:
+                self._idle.set()
+            await self._after(job_id, payload, time.perf_counter() - started)
+
+    async def _after(self, job_id: str, payload: dict[str, Any], seconds: float) -> None:
+        """The person's next held job may go now; fold this job's time into the ETA."""
+        assert self._dispatcher is not None
+        try:
+            await self._promote(fair_key(payload), finished=job_id)
+            key = self.config.key("job-seconds")
+            previous = float(await self.redis.get(key) or seconds)
+            await self.redis.set(key, f"{0.8 * previous + 0.2 * seconds:.4f}")
+        except Exception:
+            log.exception("job %s: could not hand on the next job", job_id)
+
+    async def _promote(self, user: str, finished: str = "") -> None:
+        assert self._dispatcher is not None
+        dispatcher = self._dispatcher
+        cap = max(1, (await dispatcher.registry.fleet()).slots)
+        while (nxt := await dispatcher.gate.promote(user, cap, finished)) is not None:
+            await dispatcher.enqueue(nxt.job_id, loads(nxt.payload))
+            finished = ""
+
+    async def _beat(self) -> None:
+        assert self._dispatcher is not None
+        info = WorkerInfo(concurrency=self.concurrency, running=self.running)
+        await self._dispatcher.registry.beat(self.worker_id, info)
+
+    async def _beat_loop(self) -> None:
+        """Heartbeat, and promote held jobs whose hand-off was lost (a worker killed between
+        finishing a job and queueing the person's next one) or that more workers now allow."""
+        assert self._dispatcher is not None
+        while True:
+            await asyncio.sleep(self.config.heartbeat_s)
+            try:
+                await self._beat()
+                for user in await self._dispatcher.gate.held_users():
+                    await self._promote(user)
+            except Exception:
+                log.warning("worker %s: heartbeat failed", self.worker_id, exc_info=True)
