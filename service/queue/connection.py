@@ -13,7 +13,7 @@ from service.queue.config import QueueConfig
 
 
 def dumps(payload: dict[str, Any]) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return json.dumps(payload, separators=(",", ":"), default=repr).encode()
 
 
 def loads(data: bytes) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
 from service.queue.config import QUEUE_FUNCTION, QueueConfig
@@ -27,6 +28,17 @@ from service.queue.registry import Fleet, WorkerRegistry
 log = logging.getLogger("animebot.queue")
 
 WATCH_EVERY_S = 2.0
+
+# KEYS: arq queue. ARGV: arq in-progress key prefix, a job id or ''. Returns {jobs waiting
+# (queued, not started), of them ahead of the job (-1: not queued)}: exact, unlike heartbeats.
+_WAITING = """
+local waiting, ahead = 0, -1
+for _, id in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  if id == ARGV[2] then ahead = waiting end
+  if redis.call('EXISTS', ARGV[1] .. id) == 0 then waiting = waiting + 1 end
+end
+return {waiting, ahead}
+"""
 DEFAULT_JOB_S = 1.0
 
 
@@ -53,6 +65,7 @@ class RedisDispatcher:
         self.redis, self.config = redis, config
         self.gate = FairGate(redis, config)
         self.registry = WorkerRegistry(redis, config)
+        self._waiting = redis.register_script(_WAITING)
         self._pending: PendingSource | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._run_id: str | None = None
@@ -98,26 +111,26 @@ class RedisDispatcher:
     async def position(self, job: QueuedJob) -> tuple[int, float | None]:
         """(jobs that start before this one, seconds until its result or None if unknown)."""
         fleet = await self.registry.fleet()
-        slots = max(1, fleet.slots)
         job_s = await self.job_seconds()
-        rank = await self.redis.zrank(self.config.queue_name, job.request_id)
-        if rank is not None:
-            ahead = max(0, int(rank) - fleet.running)
-        else:
+        waiting, ahead = await self._queue_state(job.request_id)
+        if ahead < 0:
             held = await self.gate.held_index(fair_key(job.to_dict()), job.request_id)
             if held is None:  # running, or finished
                 return 0, job_s if fleet.workers else None
-            queued = await self.redis.zcard(self.config.queue_name)
-            ahead = max(0, int(queued) - fleet.running) + held + 1
+            ahead = waiting + held + 1
         if not fleet.workers:
             return ahead, None
-        return ahead, (ahead // slots + 1) * job_s
+        return ahead, (ahead // max(1, fleet.slots) + 1) * job_s
 
     async def depth(self) -> int:
         """Jobs waiting (not running) across all machines."""
-        queued = int(await self.redis.zcard(self.config.queue_name))
-        fleet = await self.registry.fleet()
-        return max(0, queued - fleet.running) + await self.gate.held_total()
+        waiting, _ = await self._queue_state("")
+        return waiting + await self.gate.held_total()
+
+    async def _queue_state(self, job_id: str) -> tuple[int, int]:
+        keys = [self.config.queue_name]
+        waiting, ahead = await self._waiting(keys=keys, args=[in_progress_key_prefix, job_id])
+        return int(waiting), int(ahead)
 
     async def workers(self) -> int:
         return (await self.registry.fleet()).workers

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from arq.connections import ArqRedis
 from arq.worker import Worker, func
+from redis.exceptions import RedisError
 
 from service.queue.config import QUEUE_FUNCTION, QueueConfig
 from service.queue.connection import dumps, loads
@@ -27,6 +28,8 @@ from service.queue.dispatcher import RedisDispatcher, fair_key
 from service.queue.registry import WorkerInfo
 
 log = logging.getLogger("animebot.worker")
+
+RECONNECT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -95,7 +98,7 @@ class QueueWorker:
         )
         await self._beat()
         self._beats = asyncio.create_task(self._beat_loop(), name="animebot-worker-heartbeat")
-        self._main = asyncio.create_task(self._worker.main(), name="animebot-worker")
+        self._main = asyncio.create_task(self._serve(self._worker), name="animebot-worker")
         log.info("worker %s: %d slot(s)", self.worker_id, self.concurrency)
 
     async def stop(self, grace_s: float = 30.0) -> None:
@@ -117,6 +120,17 @@ class QueueWorker:
                 await self._dispatcher.registry.leave(self.worker_id)
             await self._dispatcher.close()
             self._dispatcher = None
+
+    async def _serve(self, worker: Worker) -> None:
+        """arq's poll loop, started again whenever Redis drops out (a restart, a failover):
+        running jobs carry on meanwhile."""
+        while True:
+            try:
+                await worker.main()
+                return
+            except (RedisError, OSError) as exc:
+                log.warning("worker %s: Redis unreachable (%s); retrying", self.worker_id, exc)
+                await asyncio.sleep(RECONNECT_S)
 
     async def _run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         job_id: str = ctx["job_id"]
