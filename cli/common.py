@@ -9,17 +9,39 @@ import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
+from cli.errors import CliError
 from core.errors import AnimeBotError, InputError, ModelFileError, UnknownStyle
 from core.registry import Registry
 
 if TYPE_CHECKING:
+    from service.settings import Paths
+
     Subparsers: TypeAlias = argparse._SubParsersAction[argparse.ArgumentParser]
 
 
 def registry_from(args: argparse.Namespace) -> Registry:
     """`--models-dir` (repeatable) replaces the default search path: built-in + user models."""
     dirs: list[Path] | None = getattr(args, "models_dir", None)
-    return Registry(dirs) if dirs else Registry.default()
+    return Registry(dirs) if dirs else Registry.default(user_models_dir())
+
+
+def user_models_dir() -> Path:
+    """The configured user models folder (ANIMEBOT_MODELS_DIR, else <ANIMEBOT_DATA>/models,
+    from the environment or the ANIMEBOT_CONFIG file)."""
+    return _paths().models_dir
+
+
+def data_dir() -> Path:
+    return _paths().data_dir
+
+
+def _paths() -> Paths:
+    from service.settings import SettingsError, load_paths
+
+    try:
+        return load_paths()
+    except SettingsError as exc:
+        raise CliError(one_line(str(exc))) from None
 
 
 def exit_code(exc: AnimeBotError) -> int:

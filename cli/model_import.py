@@ -27,9 +27,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cli.common import user_models_dir
 from cli.errors import ChecksumMismatch, CliError, MissingExtra
 from core.errors import InputError, ModelFileError
-from core.registry import StyleSpec, load_spec, user_models_dir, verify
+from core.registry import StyleSpec, load_spec, verify
 from models.published import (
     ARCHITECTURE,
     FileDigests,

@@ -1,7 +1,8 @@
 """Installed styles: one folder per model with model.json, its ONNX files and a CARD.md.
 
 Built-in styles live in models/weights/; styles imported with `animebot models add` live in the
-user models directory ($ANIMEBOT_MODELS_DIR, default <data dir>/models). A model file is checked
+user models directory, which the caller names (the configuration, `service.settings`, knows
+where it is: core reads no environment variable). A model file is checked
 against the version hash in its model.json before it is trusted, so a truncated copy or a
 swapped file fails at start-up, not in the middle of someone's conversion.
 """
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -21,15 +21,6 @@ from core.errors import ModelFileError, UnknownStyle
 from models import WEIGHTS_DIR
 
 DEFAULT_STYLE = "hayao"
-
-
-def data_dir() -> Path:
-    """Where the database, cache and user models live ($ANIMEBOT_DATA, default ./data)."""
-    return Path(os.environ.get("ANIMEBOT_DATA", "data"))
-
-
-def user_models_dir() -> Path:
-    return Path(os.environ.get("ANIMEBOT_MODELS_DIR", data_dir() / "models"))
 
 
 @dataclass(frozen=True)
@@ -111,8 +102,9 @@ class Registry:
         self._verify = verify_files
 
     @classmethod
-    def default(cls) -> Registry:
-        return cls([WEIGHTS_DIR, user_models_dir()])
+    def default(cls, user_models: Path | None = None) -> Registry:
+        """The built-in styles, then the user models folder when one is given."""
+        return cls([WEIGHTS_DIR, *([user_models] if user_models is not None else [])])
 
     @cached_property
     def _specs(self) -> dict[str, StyleSpec]:

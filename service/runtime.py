@@ -9,12 +9,13 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from core.engine import Engine, EngineConfig
-from core.registry import Registry, user_models_dir
+from core.registry import Registry
 from service import logprivacy
 from service.convert import ConversionService
-from service.settings import Settings
+from service.settings import Settings, SettingsError
 from service.warmup import warm_up
 from storage import Database
 
@@ -31,7 +32,13 @@ def protect_secrets(settings: Settings) -> None:
         telegram_secret if len(telegram_secret) >= 8 else "",
         settings.discord_token,
         settings.admin_token,
+        *(_password(url) for url in (settings.db_url, settings.queue_url)),
     )
+
+
+def _password(url: str) -> str:
+    """The password inside a database or queue URL ('' when none)."""
+    return urlsplit(url).password or "" if url else ""
 
 
 def engine_config(settings: Settings) -> EngineConfig:
@@ -60,20 +67,23 @@ class Runtime:
         it, for tests), open the database. Front ends start serving after this returns, so
         /readyz says ready only once the first request no longer pays for a cold start."""
         protect_secrets(settings)
+        if not settings.db.is_sqlite:
+            raise SettingsError(
+                ["ANIMEBOT_DB: a PostgreSQL URL is not supported by this build's storage (SQLite)"]
+            )
         if registry is None:
-            from models import WEIGHTS_DIR
-
-            registry = Registry([WEIGHTS_DIR, user_models_dir()])
+            registry = Registry.default(settings.paths.models_dir)
         engine = Engine(registry, engine_config(settings))
         await engine.run_in_pool(engine.warm_up)  # load every model once, before serving
         if warm:
             await warm_up(engine)
+        part = settings.db
         db = await Database.open(
             settings.database,
-            cache_budget_bytes=int(settings.cache_mb * 1024 * 1024),
-            result_ttl_s=settings.result_ttl_days * 86400,
-            input_ttl_s=settings.input_ttl_hours * 3600,
-            key_file=settings.id_key_file,
+            cache_budget_bytes=part.cache_budget_bytes,
+            result_ttl_s=part.result_ttl_s,
+            input_ttl_s=part.input_ttl_s,
+            key_file=part.key_file,
         )
         runtime = cls(settings, engine, db, ConversionService(engine, db, settings))
         runtime._purger = asyncio.create_task(runtime._purge_loop(), name="animebot-purge")

@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 
 class SettingsError(ValueError):
@@ -79,6 +80,8 @@ class Field:
     secret: bool = False
     # Personal data (people's ids): the start-up log shows how many, never which.
     private: bool = False
+    # A URL that may hold a password: the start-up log shows it with the password hidden.
+    credentials: bool = False
 
 
 def _positive(v: Any) -> str | None:
@@ -101,6 +104,23 @@ def _token(v: Any) -> str | None:
     return None if not v or (":" in v and " " not in v) else "does not look like a bot token"
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+QUEUE_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def _db_url(v: Any) -> str | None:
+    """A path, or a database URL of a kind storage knows (a typo'd scheme is no file name)."""
+    text = str(v)
+    if "://" not in text or text.startswith(POSTGRES_SCHEMES):
+        return None
+    return "must be a SQLite file path or a postgresql:// URL"
+
+
+def _queue_url(v: Any) -> str | None:
+    text = str(v)
+    return None if not text or text.startswith(QUEUE_SCHEMES) else "must be a redis:// URL"
+
+
 def _user_ids(v: Any) -> str | None:
     """Telegram and Discord user ids are whole numbers: anything else would never match anyone,
     and an admin list that silently matches no one is a mistake worth stopping for."""
@@ -119,11 +139,29 @@ FIELDS: tuple[Field, ...] = (
         "folder for the database, cache and user models",
     ),
     Field(
-        "ANIMEBOT_DB",
-        "db_path",
+        "ANIMEBOT_MODELS_DIR",
+        "models_dir",
         Path,
         None,
-        "SQLite database file (default <data>/animebot.sqlite3)",
+        "folder of user models imported with 'animebot models add' (default <data>/models)",
+    ),
+    Field(
+        "ANIMEBOT_DB",
+        "db_url",
+        _str,
+        "",
+        "database: a SQLite file (default <data>/animebot.sqlite3) or a postgresql:// URL",
+        _db_url,
+        credentials=True,
+    ),
+    Field(
+        "ANIMEBOT_QUEUE",
+        "queue_url",
+        _str,
+        "",
+        "job queue between front ends and workers: a redis:// URL (unset: in this process)",
+        _queue_url,
+        credentials=True,
     ),
     Field(
         "ANIMEBOT_HOST",
@@ -348,9 +386,83 @@ FIELDS: tuple[Field, ...] = (
 
 
 @dataclass(frozen=True)
+class Paths:
+    """Folders: data (database, cache) and the user models looked up next to the built-in ones."""
+
+    data_dir: Path
+    models_dir: Path
+    id_key_file: Path | None = None
+
+    @property
+    def downloads_dir(self) -> Path:
+        return self.data_dir / "downloads"
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    workers: int
+    threads_per_job: int
+    max_side: int
+    max_pixels: int
+    max_upload_bytes: int
+    default_style: str
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    host: str
+    port: int
+    public_url: str
+    trusted_proxies: tuple[Network, ...]
+    admin_token: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one person, and the process, may ask for."""
+
+    queue_max: int
+    rate_burst: int
+    rate_per_minute: float
+    daily_quota: int
+    max_upload_bytes: int
+    shutdown_grace_s: float
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    """ANIMEBOT_QUEUE: where jobs go between front ends and workers."""
+
+    url: str = field(default="", repr=False)
+
+    @property
+    def in_process(self) -> bool:
+        """Unset: today's fair queue inside this one process (`make run`)."""
+        return not self.url
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """ANIMEBOT_DB: a SQLite file (the embedded default) or a PostgreSQL URL."""
+
+    url: str = field(repr=False)
+    sqlite_path: Path | None  # None for a database server (or the default file: see Settings)
+    cache_budget_bytes: int
+    result_ttl_s: float
+    input_ttl_s: float
+    key_file: Path | None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return not self.url.startswith(POSTGRES_SCHEMES)
+
+
+@dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
-    db_path: Path | None = None
+    models_dir: Path | None = None
+    db_url: str = field(default="", repr=False)  # may carry a password
+    queue_url: str = field(default="", repr=False)
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
@@ -383,42 +495,76 @@ class Settings:
 
     @property
     def database(self) -> Path:
-        return self.db_path or self.data_dir / "animebot.sqlite3"
+        """The SQLite file (also where the id key and the cache sit by default)."""
+        return self.db.sqlite_path or self.data_dir / "animebot.sqlite3"
 
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
 
+    # -- the typed parts handed down to the layers that need them ------------------------------
+
+    @property
+    def paths(self) -> Paths:
+        return Paths(
+            data_dir=self.data_dir,
+            models_dir=self.models_dir or self.data_dir / "models",
+            id_key_file=self.id_key_file,
+        )
+
+    @property
+    def engine(self) -> EngineSettings:
+        return EngineSettings(
+            workers=self.workers,
+            threads_per_job=self.threads_per_job,
+            max_side=self.max_side,
+            max_pixels=self.max_pixels,
+            max_upload_bytes=self.max_upload_bytes,
+            default_style=self.default_style,
+        )
+
+    @property
+    def web(self) -> WebSettings:
+        return WebSettings(
+            host=self.host,
+            port=self.port,
+            public_url=self.public_url,
+            trusted_proxies=self.trusted_proxies,
+            admin_token=self.admin_token,
+        )
+
+    @property
+    def limits(self) -> Limits:
+        return Limits(
+            queue_max=self.queue_max,
+            rate_burst=self.rate_burst,
+            rate_per_minute=self.rate_per_minute,
+            daily_quota=self.daily_quota,
+            max_upload_bytes=self.max_upload_bytes,
+            shutdown_grace_s=self.shutdown_grace_s,
+        )
+
+    @property
+    def queue(self) -> QueueSettings:
+        return QueueSettings(url=self.queue_url)
+
+    @property
+    def db(self) -> DatabaseSettings:
+        """Where storage lives (ANIMEBOT_DB) and the cache's budget."""
+        url = self.db_url
+        is_server = url.startswith(POSTGRES_SCHEMES)
+        return DatabaseSettings(
+            url=url,
+            sqlite_path=None if is_server else Path(url) if url else None,
+            cache_budget_bytes=int(self.cache_mb * 1024 * 1024),
+            result_ttl_s=self.result_ttl_days * 86400,
+            input_ttl_s=self.input_ttl_hours * 3600,
+            key_file=self.id_key_file,
+        )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = dict(os.environ if environ is None else environ)
-        file_values: dict[str, str] = {}
-        problems: list[str] = []
-        config = env.get("ANIMEBOT_CONFIG", "").strip()
-        if config:
-            try:
-                raw = tomllib.loads(Path(config).read_text())
-                file_values = {str(k).upper(): _as_text(v) for k, v in raw.items()}
-            except (OSError, tomllib.TOMLDecodeError) as exc:
-                problems.append(f"ANIMEBOT_CONFIG={config}: cannot read it ({exc})")
-            unknown = sorted(set(file_values) - {f.env for f in FIELDS})
-            problems += [f"{config}: unknown setting {name}" for name in unknown]
-        values: dict[str, Any] = {}
-        for f in FIELDS:
-            raw_value = env.get(f.env, file_values.get(f.env))
-            if raw_value is None or (raw_value.strip() == "" and f.default is None):
-                continue
-            try:
-                value = f.parse(raw_value)
-            except ValueError as exc:
-                problems.append(f"{f.env}: {exc}")
-                continue
-            issue = f.check(value)
-            if issue:
-                shown = "(hidden)" if f.secret else repr(raw_value)
-                problems.append(f"{f.env}={shown}: {issue}")
-                continue
-            values[f.attr] = value
+        values, problems = _read(environ, FIELDS)
         if values.get("log_level", "INFO").upper() not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             problems.append(f"ANIMEBOT_LOG_LEVEL: unknown level {values['log_level']!r}")
         if problems:
@@ -432,6 +578,8 @@ class Settings:
             value = getattr(self, f.attr)
             if f.secret:
                 value = "(set)" if value else "(unset)"
+            elif f.credentials:
+                value = redact_url(value) or "(unset)"
             elif f.private:
                 value = f"({len(value)} set)" if value else "(none)"
             elif isinstance(value, frozenset):
@@ -440,6 +588,68 @@ class Settings:
                 value = ",".join(str(v) for v in value) or "(none)"
             lines.append(f"{f.env}={value}")
         return lines
+
+
+def _read(
+    environ: Mapping[str, str] | None, fields: tuple[Field, ...]
+) -> tuple[dict[str, Any], list[str]]:
+    """The values of `fields` (environment first, then the ANIMEBOT_CONFIG file), and every
+    problem found. The one place of the project that reads the environment for settings."""
+    env = dict(os.environ if environ is None else environ)
+    file_values: dict[str, str] = {}
+    problems: list[str] = []
+    config = env.get("ANIMEBOT_CONFIG", "").strip()
+    if config:
+        try:
+            raw = tomllib.loads(Path(config).read_text())
+            file_values = {str(k).upper(): _as_text(v) for k, v in raw.items()}
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            problems.append(f"ANIMEBOT_CONFIG={config}: cannot read it ({exc})")
+        unknown = sorted(set(file_values) - {f.env for f in FIELDS})
+        problems += [f"{config}: unknown setting {name}" for name in unknown]
+    values: dict[str, Any] = {}
+    for f in fields:
+        raw_value = env.get(f.env, file_values.get(f.env))
+        if raw_value is None or (raw_value.strip() == "" and f.default is None):
+            continue
+        try:
+            value = f.parse(raw_value)
+        except ValueError as exc:
+            problems.append(f"{f.env}: {exc}")
+            continue
+        issue = f.check(value)
+        if issue:
+            shown = (
+                "(hidden)"
+                if f.secret
+                else repr(redact_url(raw_value) if f.credentials else raw_value)
+            )
+            problems.append(f"{f.env}={shown}: {issue}")
+            continue
+        values[f.attr] = value
+    return values, problems
+
+
+_PATH_FIELDS = frozenset({"ANIMEBOT_DATA", "ANIMEBOT_MODELS_DIR", "ANIMEBOT_ID_KEY_FILE"})
+
+
+def load_paths(environ: Mapping[str, str] | None = None) -> Paths:
+    """Only the folders (environment, then the ANIMEBOT_CONFIG file): for commands that need
+    the user models but none of the serving settings (`animebot convert`, `styles`, `models`),
+    so a half-configured bot token does not stop them."""
+    values, problems = _read(environ, tuple(f for f in FIELDS if f.env in _PATH_FIELDS))
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values).paths
+
+
+def redact_url(url: str) -> str:
+    """`scheme://user:password@host/...` with the password replaced, for logs and errors."""
+    parts = urlsplit(url)
+    if not parts.password:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _as_text(value: object) -> str:

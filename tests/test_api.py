@@ -142,7 +142,8 @@ def test_engine_is_created_once_under_contention(
 
 def test_import_core_is_cheap_and_convert_is_lazy(model_dir: ModelDir, tmp_path: Path) -> None:
     """`import core.errors` must not load the engine; `core.convert` builds the default engine
-    from the default registry (here: no built-ins, the fixture styles as user models)."""
+    from the default registry: the built-in styles (here: the fixture styles stand in for them;
+    core reads no environment, so user models come only through `use_engine`)."""
     src = tmp_path / "in.png"
     Image.fromarray(synthetic_photos(1, (64, 80))[0]).save(src)
     code = f"""
@@ -151,13 +152,13 @@ from pathlib import Path
 import core, core.errors
 assert "core.api" not in sys.modules and "onnxruntime" not in sys.modules, "eager import"
 import core.registry
-core.registry.WEIGHTS_DIR = Path({str(tmp_path / "no-builtins")!r})
+core.registry.WEIGHTS_DIR = Path({str(model_dir.path)!r})
 out = core.convert(Path({str(src)!r}).read_bytes(), "toon")
 assert out.startswith(b"\\x89PNG")
 assert "core.api" in sys.modules and "torch" not in sys.modules
 print("OK")
 """
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "ANIMEBOT_MODELS_DIR": str(model_dir.path)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )

@@ -146,8 +146,8 @@ def run_add(args: argparse.Namespace) -> int:
 
 
 def run_pull(args: argparse.Namespace) -> int:
+    from cli.common import data_dir
     from cli.download import download, mirror_url
-    from core.registry import data_dir
 
     if args.url:
         if args.published or not args.sha1 or not args.name:

@@ -32,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from core.registry import user_models_dir
+    from cli.common import user_models_dir
 
     registry = registry_from(args)
     user_root = user_models_dir().resolve()
