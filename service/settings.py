@@ -382,6 +382,22 @@ FIELDS: tuple[Field, ...] = (
         "",
         "sync commands to this guild only (instant; for testing)",
     ),
+    Field(
+        "DISCORD_SHARDED",
+        "discord_sharded",
+        _bool,
+        False,
+        "run the Discord bot as an AutoShardedClient (for bots in many servers)",
+    ),
+    Field(
+        "ANIMEBOT_QUEUE_JOB_TIMEOUT_S",
+        "queue_job_timeout_s",
+        _float,
+        60.0,
+        "with ANIMEBOT_QUEUE: a job running longer is given up; a killed worker's job is "
+        "taken over by another worker this long + 10 s after it started",
+        _positive,
+    ),
 )
 
 
@@ -434,6 +450,7 @@ class QueueSettings:
     """ANIMEBOT_QUEUE: where jobs go between front ends and workers."""
 
     url: str = field(default="", repr=False)
+    job_timeout_s: float = 60.0
 
     @property
     def in_process(self) -> bool:
@@ -492,6 +509,8 @@ class Settings:
     discord_token: str = field(default="", repr=False)
     discord_admins: frozenset[str] = frozenset()
     discord_guild_id: str = ""
+    discord_sharded: bool = False
+    queue_job_timeout_s: float = 60.0
 
     @property
     def database(self) -> Path:
@@ -546,7 +565,7 @@ class Settings:
 
     @property
     def queue(self) -> QueueSettings:
-        return QueueSettings(url=self.queue_url)
+        return QueueSettings(url=self.queue_url, job_timeout_s=self.queue_job_timeout_s)
 
     @property
     def db(self) -> DatabaseSettings:

@@ -116,6 +116,25 @@ class AnimeClient(discord.Client):
         log.info("Discord ready as %s in %d guild(s)", self.user, len(self.guilds))
 
 
+class ShardedAnimeClient(AnimeClient, discord.AutoShardedClient):
+    """The same bot on an `AutoShardedClient` (DISCORD_SHARDED=true): Discord requires shards
+    from 2,500 servers on, and each shard is one gateway connection of its own. The shard
+    count is the one Discord recommends (GET /gateway/bot); interactions are answered the same
+    way whatever shard brought them."""
+
+    async def on_ready(self) -> None:
+        log.info(
+            "Discord ready as %s in %d guild(s) on %s shard(s)",
+            self.user,
+            len(self.guilds),
+            self.shard_count,
+        )
+
+
+def client_class(sharded: bool) -> type[AnimeClient]:
+    return ShardedAnimeClient if sharded else AnimeClient
+
+
 def _start_error(exc: BaseException) -> DiscordStartError:
     """One line that says what to fix."""
     if isinstance(exc, discord.LoginFailure):
@@ -172,7 +191,8 @@ class DiscordFrontEnd:
         if self.client is not None:
             raise RuntimeError("DiscordFrontEnd.start() called twice")
         self.stopping.clear()
-        client = AnimeClient(self.runtime, guild_ready_timeout=self.guild_ready_timeout)
+        cls = client_class(self.runtime.settings.discord_sharded)
+        client = cls(self.runtime, guild_ready_timeout=self.guild_ready_timeout)
         self.client = client
         try:
             await client.login(token)  # also runs setup_hook: the one command sync
