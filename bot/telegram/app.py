@@ -15,11 +15,12 @@ import asyncio
 import datetime as dtm
 import hashlib
 import logging
-from typing import Any
+import time
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import BotCommand, Update
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
@@ -34,9 +35,25 @@ from bot.telegram.webhook import WebhookServer
 from i18n import LANGUAGES, t
 from service.runtime import Runtime
 
+if TYPE_CHECKING:
+    from service.queue.locks import SingletonLock
+
 log = logging.getLogger("animebot.telegram")
 
 App = Application[Any, Any, Any, Any, Any, Any]
+
+POLLER_CONFLICT = (
+    "another process is already receiving this bot's updates by long polling: only one "
+    "poller may run per TELEGRAM_TOKEN. Stop the other one, or run several front ends in "
+    "webhook mode (TELEGRAM_WEBHOOK_URL)"
+)
+CONFLICT_LOG_EVERY_S = 60.0
+
+
+class PollerConflict(Exception):
+    """A second long poller on the same token (refused at start)."""
+
+
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
@@ -116,6 +133,8 @@ class TelegramFrontEnd:
         self.options = options or FrontEndOptions()
         self.application = build_application(runtime, self.options)
         self._webhook: WebhookServer | None = None
+        self._poller_lock: SingletonLock | None = None
+        self._conflict_logged = -CONFLICT_LOG_EVERY_S
         self._initialized = False
         self._started = False
 
@@ -164,9 +183,11 @@ class TelegramFrontEnd:
                     secret_token=self.webhook_secret,
                 )
             elif app.updater is not None:
+                await self._take_poller_lock()
                 await app.updater.start_polling(
                     timeout=dtm.timedelta(seconds=self.options.poll_timeout_s),
                     allowed_updates=ALLOWED_UPDATES,
+                    error_callback=self._on_polling_error,
                 )
             await app.start()
         except BaseException:
@@ -222,3 +243,33 @@ class TelegramFrontEnd:
         updater = self.application.updater
         if updater is not None and updater.running:
             await updater.stop()
+        if self._poller_lock is not None:
+            await self._poller_lock.release()
+            self._poller_lock = None
+
+    async def _take_poller_lock(self) -> None:
+        """Long polling has one consumer per token. With ANIMEBOT_QUEUE set, a lock in Redis
+        refuses a second poller at start; without Redis, Telegram's 409 Conflict does (see
+        `_on_polling_error`). Several front ends take the webhook mode instead."""
+        url = self.runtime.settings.queue_url
+        if not url:
+            return
+        from service.queue.locks import LockHeld, SingletonLock
+
+        token = self.runtime.settings.telegram_token
+        digest = hashlib.sha256(f"animebot-poller\0{token}".encode()).hexdigest()[:16]
+        lock = SingletonLock(url, f"animebot:telegram-poller:{digest}")
+        try:
+            await lock.acquire()
+        except LockHeld:
+            raise PollerConflict(POLLER_CONFLICT) from None
+        self._poller_lock = lock
+
+    def _on_polling_error(self, error: TelegramError) -> None:
+        if isinstance(error, Conflict):
+            now = time.monotonic()
+            if now - self._conflict_logged > CONFLICT_LOG_EVERY_S:
+                self._conflict_logged = now
+                log.error("%s (Telegram answered 409 Conflict)", POLLER_CONFLICT)
+            return
+        log.warning("polling Telegram failed: %s", error)
