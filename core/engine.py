@@ -37,6 +37,7 @@ from core.imageio import (
     EncodedImage,
     decode,
     encode,
+    encode_to_fit,
     pixel_digest,
     resize_max_side,
 )
@@ -282,6 +283,7 @@ class Engine:
         side_by_side: bool = False,
         fmt: str = "png",
         max_side: int | None = None,
+        max_bytes: int | None = None,
     ) -> Conversion:
         slots = self._semaphore()
         async with slots:
@@ -299,6 +301,7 @@ class Engine:
                         side_by_side=side_by_side,
                         fmt=fmt,
                         max_side=max_side,
+                        max_bytes=max_bytes,
                         parts=1 + extra,
                         pass_pixels=pass_pixels,
                     )
@@ -390,13 +393,16 @@ class Engine:
         side_by_side: bool = False,
         fmt: str = "png",
         max_side: int | None = None,
+        max_bytes: int | None = None,
         parts: int | None = None,
         pass_pixels: int | None = None,
     ) -> Conversion:
         """The whole pipeline on the calling thread. `parts`: how many cores this job may use
         (tiles and faces side by side); default every worker, for callers that convert one
         photo at a time (`core.convert`). `pass_pixels`: the most pixels one inference pass
-        of this job should take (default: its share of the engine's budget)."""
+        of this job should take (default: its share of the engine's budget). `max_bytes`: the
+        reply target's size limit; the pixels are encoded to fit it here, once (note
+        "recompressed"), so no front end decodes and re-encodes a result."""
         parts = self.config.workers if parts is None else max(1, min(parts, self.config.workers))
         if pass_pixels is None:
             pass_pixels = self.config.infer_budget // parts
@@ -456,6 +462,11 @@ class Engine:
             alpha = None if alpha is None else np.concatenate([alpha, alpha], axis=1)
         del rgb  # the photo is not needed to encode (the encoder makes its own copy)
         encoded = encode(styled, alpha, fmt=fmt, quality=self.config.jpeg_quality)
+        if max_bytes is not None and len(encoded.data) > max_bytes:
+            fitted = encode_to_fit(styled, alpha, max_bytes)
+            if fitted is not None:
+                encoded = fitted
+                notes.append("recompressed")
         clock.lap("encode")
         m = clock.marks
         timings = Timings(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import math
 import os
 import re
 import threading
@@ -446,6 +447,44 @@ def encode(
     )
     height, width = rgb.shape[:2]
     return EncodedImage(buffer.getvalue(), encoder.mime, encoder.ext, int(width), int(height))
+
+
+# encode_to_fit: JPEG qualities tried at full size, then the quality of the smaller steps.
+_FIT_QUALITIES: Final = (85, 70, 55)
+_FIT_SHRINK_QUALITY: Final = 70
+_FIT_MIN_SIDE: Final = 32
+_FIT_MAX_SHRINKS: Final = 12
+
+
+def encode_to_fit(rgb: np.ndarray, alpha: np.ndarray | None, max_bytes: int) -> EncodedImage | None:
+    """A JPEG of these pixels within `max_bytes`: lower quality first, then smaller step by
+    step; None when nothing fits. For a reply target with a size limit (a Discord upload),
+    straight from the pixels: nothing is decoded again.
+
+    Transparency is flattened onto white: JPEG has no alpha, and a smaller opaque picture beats
+    no picture."""
+    if alpha is not None:
+        a = alpha.astype(np.float32)[..., None] / 255.0
+        rgb = (rgb.astype(np.float32) * a + 255.0 * (1.0 - a)).round().astype(np.uint8)
+    size = 0
+    for quality in _FIT_QUALITIES:
+        out = encode(rgb, fmt="jpeg", quality=quality)
+        if len(out.data) <= max_bytes:
+            return out
+        size = len(out.data)
+    for _ in range(_FIT_MAX_SHRINKS):
+        side = max(rgb.shape[:2])
+        # Bytes grow roughly with pixel count: aim a little under the limit.
+        factor = min(0.85, max(0.25, math.sqrt(max_bytes / max(size, 1)) * 0.9))
+        target = int(side * factor)
+        if target < _FIT_MIN_SIDE:
+            return None
+        rgb = resize_max_side(rgb, target)
+        out = encode(rgb, fmt="jpeg", quality=_FIT_SHRINK_QUALITY)
+        if len(out.data) <= max_bytes:
+            return out
+        size = len(out.data)
+    return None
 
 
 def _check_pixels(rgb: np.ndarray, alpha: np.ndarray | None) -> None:

@@ -21,6 +21,7 @@ import time
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from core.engine import Conversion, Engine
@@ -66,6 +67,7 @@ class ConversionRequest:
     side_by_side: bool = False
     fmt: str = "jpeg"
     max_side: int | None = None
+    max_bytes: int | None = None  # the reply target's size limit: encoded once to fit it
     is_admin: bool = False
     keep_input: bool = True  # cache the upload so buttons can re-use it without a re-upload
     on_progress: ProgressCallback | None = None
@@ -240,7 +242,9 @@ class ConversionService:
             row.update(input_w=source.width, input_h=source.height)
             input_key = source.input_key
             version = self.engine.model_version(style, faces)
-            result_key = _key(input_key, version, req.side_by_side, fmt, req.max_side)
+            result_key = _key(
+                input_key, version, req.side_by_side, fmt, req.max_side, req.max_bytes
+            )
             hit = await self.db.cache.get(result_key)
             if hit is not None:
                 if not req.is_admin:
@@ -317,6 +321,7 @@ class ConversionService:
                     side_by_side=req.side_by_side,
                     fmt=fmt,
                     max_side=req.max_side,
+                    max_bytes=req.max_bytes,
                 )
                 del image
         finally:
@@ -475,6 +480,37 @@ class ConversionService:
 
     # -- everything else front ends need --------------------------------------------------------
 
+    async def record_outcome(
+        self,
+        platform: str,
+        user_id: str | int,
+        status: str,
+        kind: str,
+        *,
+        chat_id: str | int | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """The one usage row of a request decided outside a conversion (the job runner: a
+        photo too large to fetch, a download that failed, a chat that refuses the bot)."""
+        await self._record_outside(platform, user_id, status, kind, chat_id, request_id)
+
+    async def update_outcome(
+        self, platform: str, request_id: str, status: str, kind: str | None
+    ) -> None:
+        """A request's outcome changed after its row was written (its result could not be
+        delivered): that row is updated, never a second one written."""
+        try:
+            found = await self.db.usage.update_outcome(request_id, status, kind)  # type: ignore[arg-type]
+        except Exception:
+            log.exception("could not update the usage of request %s", request_id)
+            return
+        if not found:
+            log.warning("request %s: no usage row to update (%s)", request_id, kind)
+
+    def pending_tasks(self) -> set[asyncio.Task[Any]]:
+        """Conversions in flight (a drain waits for them)."""
+        return {t for t in self._inflight if not t.done()}
+
     async def record_failure(
         self,
         platform: str,
@@ -574,6 +610,16 @@ class ConversionService:
     def styles(self) -> list[str]:
         return self.engine.registry.names()
 
+    def style_titles(self) -> dict[str, str]:
+        """Whole-image styles a person can ask for, name -> the model's own title, in the
+        registry's order (front ends translate the names they know)."""
+        return {spec.name: spec.title for spec in self.engine.registry.scene_styles()}
+
+    def style_preview(self, name: str) -> Path | None:
+        """A whole-image style's small preview image, if it has one (looked up by name only)."""
+        spec = next((s for s in self.engine.registry.scene_styles() if s.name == name), None)
+        return None if spec is None else spec.preview
+
     def default_style(self) -> str:
         """The style used for people who have not chosen one."""
         return self._style(None)
@@ -644,8 +690,17 @@ async def _sha256(data: bytes) -> str:
     return await asyncio.to_thread(lambda: hashlib.sha256(data).hexdigest())
 
 
-def _key(input_key: str, version: str, side_by_side: bool, fmt: str, max_side: int | None) -> str:
+def _key(
+    input_key: str,
+    version: str,
+    side_by_side: bool,
+    fmt: str,
+    max_side: int | None,
+    max_bytes: int | None = None,
+) -> str:
     raw = f"{input_key}|{version}|sbs={int(side_by_side)}|{fmt}|max={max_side or 0}"
+    if max_bytes:  # only then: keys of results cached before this option stay valid
+        raw += f"|bytes={max_bytes}"
     return hashlib.sha256(raw.encode()).hexdigest()
 
 

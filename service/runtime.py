@@ -1,6 +1,7 @@
 """Builds the one engine, database and service of a process, and takes them down cleanly.
 
-Every front end in the process (web page, Telegram, Discord) receives the same `Runtime`.
+Every front end in the process (web page, Telegram, Discord) receives the same `Runtime`, and
+hands its requests to the same `JobRunner` (`runtime.runner`, service/lifecycle/).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from core.engine import Engine, EngineConfig
 from core.registry import Registry
 from service import logprivacy
 from service.convert import ConversionService
+from service.lifecycle import JobRunner
 from service.settings import Settings, SettingsError
 from service.warmup import warm_up
 from storage import Database
@@ -57,6 +59,7 @@ class Runtime:
     engine: Engine
     db: Database
     service: ConversionService
+    runner: JobRunner
     _purger: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod
@@ -85,7 +88,8 @@ class Runtime:
             input_ttl_s=part.input_ttl_s,
             key_file=part.key_file,
         )
-        runtime = cls(settings, engine, db, ConversionService(engine, db, settings))
+        service = ConversionService(engine, db, settings)
+        runtime = cls(settings, engine, db, service, JobRunner(service))
         runtime._purger = asyncio.create_task(runtime._purge_loop(), name="animebot-purge")
         log.info("ready: styles %s, %d workers", ", ".join(registry.names()), settings.workers)
         return runtime
@@ -103,7 +107,7 @@ class Runtime:
 
     async def stop(self) -> None:
         """Refuse new work, let running conversions finish (bounded), then close everything."""
-        finished = await self.service.drain(self.settings.shutdown_grace_s)
+        finished = await self.runner.drain(self.settings.shutdown_grace_s)
         if not finished:
             log.warning(
                 "shutdown: conversions still running after %.0f s", self.settings.shutdown_grace_s

@@ -109,3 +109,15 @@ class UsageRepo:
         async with self._sql.transaction() as tx:
             row_id = await tx.scalar(_INSERT, params)
         return int(row_id)
+
+    async def update_outcome(self, request_id: str, status: Status, error_kind: str | None) -> bool:
+        """Change the outcome of the request's row (a result that could not be delivered):
+        a request keeps exactly one row. False when it has none."""
+        if status not in STATUSES:
+            raise ValueError(f"status must be one of {sorted(STATUSES)}, got {status!r}")
+        async with self._sql.transaction() as tx:
+            count = await tx.execute(
+                "UPDATE usage SET status = ?, error_kind = ? WHERE request_id = ?",
+                (status, error_kind, request_id),
+            )
+        return count > 0

@@ -13,11 +13,13 @@ import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiohttp import web
 
 import i18n
+from service.lifecycle import Waiting
+from service.lifecycle.waiting import KIND as WEB_OUTLET
 from service.runtime import Runtime
 from web.admin_auth import AdminAuth
 from web.clientaddr import client_address
@@ -53,6 +55,8 @@ class WebState:
     # Dashboard sessions, device cookies and failed sign-in counting per address.
     admin: AdminAuth
     draining: bool = False
+    # Requests waiting for their job's answer (the web outlet resolves them).
+    waiting: Waiting = field(default_factory=Waiting)
     _assets: Assets | None = None
 
     @property
@@ -195,6 +199,7 @@ def make_app(runtime: Runtime, *, max_side: int = WEB_MAX_SIDE) -> web.Applicati
         admin=AdminAuth(settings.admin_token, runtime.db.derive_key("web-admin-device")),
     )
     app[STATE] = state
+    runtime.runner.outlets.register(WEB_OUTLET, state.waiting.outlet)
     app[uploads.UPLOADS] = uploads.budget_for(state.body_limit)
     app.on_startup.append(_load_assets)
     app.on_response_prepare.append(_server_header)

@@ -1,11 +1,12 @@
 """The photo page and the JSON API it uses.
 
 `POST /api/convert` (multipart: image, style, faces, side_by_side, format, lang) converts
-through the same `ConversionService` as the bots: platform "web", the person identified by a
-random anonymous cookie, so web conversions are cached, counted and rate limited too. It answers
-the image bytes, or a JSON error `{code, message}` with 400 / 413 / 429 (+ Retry-After) / 500
-(+ reference) / 503 while shutting down. The form is read by `web.forms` (hard limits, typed
-errors); who a request counts as is decided by `web.visitor` (signed cookies only).
+through the same job lifecycle (`runtime.runner`) as the bots: platform "web", the person
+identified by a random anonymous cookie, so web conversions are cached, counted and rate
+limited too. It answers the image bytes, or a JSON error `{code, message}` with 400 / 413 /
+429 (+ Retry-After) / 500 (+ reference) / 503 while shutting down. The form is read by
+`web.forms` (hard limits, typed errors); who a request counts as is decided by `web.visitor`
+(signed cookies only).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -21,8 +23,10 @@ from multidict import MultiDictProxy
 
 import i18n
 from core.errors import AnimeBotError, EmptyInput, ImageTooLarge, InputError, UnknownStyle
-from service.convert import ConversionReply, ConversionRequest
+from service.convert import ConversionReply
 from service.errors import InternalError, Refusal
+from service.lifecycle import Job
+from service.lifecycle.waiting import KIND as WEB_OUTLET
 from web import visitor
 from web.app import STATE, WebState, json_error, new_reference
 from web.forms import UnknownFormat, read_form
@@ -92,16 +96,11 @@ def style_label(state: WebState, name: str, lang: str) -> str:
     key = f"style.{name}"
     if key in i18n.catalogue(i18n.DEFAULT_LANGUAGE):
         return i18n.t(key, lang)
-    try:
-        return state.runtime.engine.registry.get(name).title
-    except AnimeBotError:
-        return name
+    return state.runtime.service.style_titles().get(name, name)
 
 
 def default_style(state: WebState) -> str:
-    names = state.runtime.service.styles()
-    wanted = state.runtime.settings.default_style
-    return wanted if wanted in names else state.runtime.engine.registry.default_style()
+    return state.runtime.service.default_style()
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -164,8 +163,7 @@ def visitor_id(request: web.Request) -> tuple[str, str | None]:
 
 def preview_url(state: WebState, name: str) -> str | None:
     """Where the page fetches a style's small preview image (None: the style has none)."""
-    spec = next((s for s in state.runtime.engine.registry.scene_styles() if s.name == name), None)
-    if spec is None or spec.preview is None:
+    if state.runtime.service.style_preview(name) is None:
         return None
     return f"/styles/{quote(name, safe='')}/preview.jpg"
 
@@ -179,10 +177,10 @@ async def style_preview(request: web.Request) -> web.StreamResponse:
     """A scene style's preview.jpg, looked up by name in the registry (never a path)."""
     state = request.app[STATE]
     name = request.match_info["name"]
-    spec = next((s for s in state.runtime.engine.registry.scene_styles() if s.name == name), None)
-    if spec is None or spec.preview is None:
+    preview = state.runtime.service.style_preview(name)
+    if preview is None:
         raise web.HTTPNotFound()
-    return web.FileResponse(spec.preview, headers={"Cache-Control": "public, max-age=86400"})
+    return web.FileResponse(preview, headers={"Cache-Control": "public, max-age=86400"})
 
 
 async def styles(request: web.Request) -> web.Response:
@@ -241,43 +239,58 @@ async def convert(request: web.Request) -> web.Response:
 
 
 async def _convert(request: web.Request, state: WebState, lang: str, user_id: str) -> web.Response:
+    job = Job(
+        platform="web",
+        user_id=user_id,
+        lang=lang,
+        source={"kind": "upload"},
+        # The page never re-uses an upload: do not keep people's photos.
+        options={"keep_input": False},
+        outlet={"kind": WEB_OUTLET, "max_side": state.max_side},
+        durable=False,  # the request itself waits: nothing to finish after a restart
+    )
     too_large = ImageTooLarge("upload too large", limit=state.upload_limit)
     if request.content_length is not None and request.content_length > state.body_limit:
-        return await _early_error(state, lang, user_id, too_large)
+        return await _early_error(state, job, too_large)
     try:
         form = await read_form(request, max_file_bytes=state.upload_limit)
     except InputError as exc:  # malformed, too many fields, too large: never a 500
-        return await _early_error(state, lang, user_id, exc)
-    lang = request_language(request, _text(form, "lang"))
+        return await _early_error(state, job, exc)
+    job = replace(job, lang=request_language(request, _text(form, "lang")))
     image = form.get("image")  # a file part's bytes (read_form); a text field is no photo
     data = image if isinstance(image, bytes) else b""
     if not data:
-        return await _early_error(state, lang, user_id, EmptyInput("no image in the form"))
+        return await _early_error(state, job, EmptyInput("no image in the form"))
     fmt = (_text(form, "format") or "jpeg").lower()
     if fmt not in FORMATS:
-        return await _early_error(state, lang, user_id, UnknownFormat(fmt, FORMATS))
-    conversion = ConversionRequest(
-        platform="web",
-        user_id=user_id,
-        image=data,
-        style=_text(form, "style"),
-        faces=_flag(form, "faces"),
-        side_by_side=bool(_flag(form, "side_by_side")),
-        fmt=fmt,
-        max_side=state.max_side,
-        keep_input=False,  # the page never re-uses an upload: do not keep people's photos
-    )
+        return await _early_error(state, job, UnknownFormat(fmt, FORMATS))
+    options = {
+        **job.options,
+        "style": _text(form, "style"),
+        "faces": _flag(form, "faces"),
+        "side_by_side": bool(_flag(form, "side_by_side")),
+        "fmt": fmt,
+    }
+    job = replace(job, options=options, upload=data)
     try:
-        reply = await state.runtime.service.convert(conversion)
+        reply = await _answer(state, job)
     except AnimeBotError as exc:
-        response = _error(state, lang, exc)
-    except Exception:  # the service wraps its failures; this is a bug between us and it
+        return _error(state, job.lang, exc)
+    except Exception:  # the runner answers its failures; this is a bug between us and it
         ref = new_reference()
         log.exception("web conversion failed (reference %s)", ref)
-        response = _error(state, lang, InternalError(ref))
-    else:
-        response = _image_response(reply)
-    return response
+        return _error(state, job.lang, InternalError(ref))
+    return _image_response(reply)
+
+
+async def _answer(state: WebState, job: Job) -> ConversionReply:
+    """The job's result through the runner (the web outlet hands it back), or its error."""
+    answer = state.waiting.expect(job.request_id)
+    try:
+        await state.runtime.runner.run(job)
+        return await answer
+    finally:
+        state.waiting.forget(job.request_id)
 
 
 def _image_response(reply: ConversionReply) -> web.Response:
@@ -299,12 +312,22 @@ def _image_response(reply: ConversionReply) -> web.Response:
     return response
 
 
-async def _early_error(
-    state: WebState, lang: str, user_id: str, exc: AnimeBotError
-) -> web.Response:
-    """A request refused before it reached the service: still one usage row, like the rest."""
-    await state.runtime.service.record_failure("web", user_id, exc.code)
-    return _error(state, lang, exc)
+async def _early_error(state: WebState, job: Job, exc: AnimeBotError) -> web.Response:
+    """A request refused before it became a job: still one usage row, like the rest."""
+    try:
+        await _answer_rejected(state, job, exc)
+    except AnimeBotError as answered:
+        return _error(state, job.lang, answered)
+    return _error(state, job.lang, exc)
+
+
+async def _answer_rejected(state: WebState, job: Job, exc: AnimeBotError) -> None:
+    answer = state.waiting.expect(job.request_id)
+    try:
+        await state.runtime.runner.reject(job, exc)
+        await answer
+    finally:
+        state.waiting.forget(job.request_id)
 
 
 def _error(state: WebState, lang: str, exc: AnimeBotError) -> web.Response:

@@ -1,0 +1,82 @@
+"""A job: one person's request, self-contained, so any process holding it can finish it.
+
+Who asked (platform, user, chat, language), where the photo comes from (`source`), the options,
+and where the answer goes (`outlet`). Plain JSON (`to_dict`/`from_dict`), except an upload's
+bytes (`upload`), which never travel in the JSON: a dispatcher that crosses processes moves
+them into the shared input cache first (`JobRunner.stash_upload`).
+
+Source kinds (`source["kind"]`): "upload" (bytes in `upload`), "cached" (`input_key`: a photo
+in the input cache, e.g. a button's "another style"), "telegram_file" (`file_id`, `size`),
+"discord_attachment" (`url`, `size`, `filename`). A source may carry `limit`: the largest file
+the platform lets a bot fetch, checked before anything is downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from storage.clock import now_ms
+
+JSONDict = dict[str, Any]
+
+
+def new_job_id() -> str:
+    """A fresh request id (the reference people quote); bots use `JobRunner.job_key`."""
+    return uuid.uuid4().hex[:10]
+
+
+@dataclass(frozen=True)
+class Job:
+    platform: str  # "telegram", "discord", "web"
+    user_id: str  # the platform's raw id: hashed before anything about it is stored
+    lang: str
+    source: JSONDict
+    outlet: JSONDict  # {"kind": "telegram" | "discord" | "web", ...what that outlet needs}
+    options: JSONDict = field(default_factory=dict)  # style, faces, side_by_side, fmt...
+    chat_id: str | None = None
+    request_id: str = field(default_factory=new_job_id)  # the idempotency key
+    created_at: int = field(default_factory=now_ms)  # unix ms
+    attempts: int = 0  # process starts that began working on it
+    admin: bool = False  # decided by JobRunner.accept, never by a front end
+    durable: bool = True  # kept in the jobs table until answered (web requests: no)
+    upload: bytes | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def source_kind(self) -> str:
+        return str(self.source.get("kind", "upload"))
+
+    @property
+    def outlet_kind(self) -> str:
+        return str(self.outlet["kind"])
+
+    def to_dict(self) -> JSONDict:
+        data = asdict(self)
+        del data["upload"]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: JSONDict) -> Job:
+        known = {f.name for f in fields(cls)} - {"upload"}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> Job:
+        data = json.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a job is a JSON object")
+        return cls.from_dict(data)
+
+    def with_outlet(self, **changes: Any) -> Job:
+        """More about where the answer goes (e.g. a status message sent meanwhile); a None
+        value removes the key, as the durable row's merge does."""
+        merged = {**self.outlet, **changes}
+        return replace(self, outlet={k: v for k, v in merged.items() if v is not None})
+
+    def option(self, name: str, default: Any = None) -> Any:
+        return self.options.get(name, default)

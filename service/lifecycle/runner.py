@@ -1,0 +1,406 @@
+"""The one job lifecycle: every front end's request goes through `JobRunner`.
+
+Front half, `accept(job)`, where the update arrived: the admin decision, the size check
+(before anything is downloaded), the durable row, then `dispatcher.dispatch(job)`.
+Worker half, `execute(job)`, wherever a worker runs: fetch the photo, convert it (the
+service: decode once, cache, quota, fair queue, engine, encoded once to the outlet's limits),
+deliver, and the bookkeeping: exactly one usage row per request (a failed delivery updates
+it), the durable row finished once the person has an answer, or kept when a shutdown puts the
+job off. In-flight work is tracked here, so a drain waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from typing import Any
+
+from core.errors import AnimeBotError, ImageTooLarge
+from service.convert import ConversionReply, ConversionRequest, ConversionService
+from service.errors import InternalError, ShuttingDown
+from service.fairqueue import RESTART_RETRY_S, QueueStatus
+from service.jobs import MAX_AGE_S, MAX_ATTEMPTS, AlreadyAccepted, to_the_end
+from service.lifecycle.dispatch import Dispatcher, LocalDispatcher
+from service.lifecycle.job import Job
+from service.lifecycle.outlet import DeliveryFailed, Fetchers, FetchFailed, Outlet, Outlets
+from storage import PendingJob
+
+log = logging.getLogger("animebot.lifecycle")
+
+NOTICE_S = 3.0  # cut short by a shutdown: at most this long to tell the person
+STATUS_KEPT = 10_000  # last queue reports remembered for `position`
+
+
+class _PutOff(Exception):
+    """A shutdown turned the job away: keep it (durable) for the next start."""
+
+
+class JobRunner:
+    def __init__(self, service: ConversionService, dispatcher: Dispatcher | None = None) -> None:
+        self.service = service
+        self.outlets = Outlets()
+        self.fetchers = Fetchers()
+        self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(self)
+        self._status: dict[str, QueueStatus] = {}
+        self._running: set[asyncio.Task[Any]] = set()
+
+    # -- the front half -------------------------------------------------------------------------
+
+    def job_key(self, platform: str, native_key: str) -> str:
+        """A job's request id from the platform's own key for the request (chat + message,
+        interaction id): the same when the platform delivers the request again."""
+        return self.service.jobs.key(platform, native_key)
+
+    def is_admin(self, platform: str, user_id: str | int) -> bool:
+        return self.service.is_admin(platform, user_id)
+
+    async def accept(self, job: Job, *, dispatch: bool = True) -> Job | None:
+        """Take the job in: the job as dispatched, or None when it was refused here (one usage
+        row, and the person told through the outlet). Raises AlreadyAccepted when the platform
+        delivered this request again while its job is pending."""
+        outlet = self.outlets.outlet_for(job)
+        job = replace(job, admin=self.service.is_admin(job.platform, job.user_id))
+        limit = self.upload_limit(job)
+        size = job.source.get("size")
+        if job.upload is not None:
+            size = len(job.upload)
+        if isinstance(size, int) and size > limit:
+            await self._refuse(job, outlet, ImageTooLarge("upload too large", limit=limit))
+            return None
+        if job.durable:
+            job = await self._store(job)
+        if dispatch:
+            await self.dispatcher.dispatch(job)
+        return job
+
+    async def reject(self, job: Job, error: AnimeBotError) -> None:
+        """A request the front end could not even turn into a job (an empty or malformed
+        upload): its one usage row, and the reason through the outlet."""
+        await self._refuse(job, self.outlets.outlet_for(job), error)
+
+    def upload_limit(self, job: Job) -> int:
+        """The largest photo this job may bring: ours, or the platform's download cap."""
+        limit = self.service.settings.max_upload_bytes
+        platform_cap = job.source.get("limit")
+        return min(limit, platform_cap) if isinstance(platform_cap, int) else limit
+
+    async def _store(self, job: Job) -> Job:
+        stored = await self.service.jobs.accept(
+            job.platform,
+            job.user_id,
+            job.lang,
+            key=job.request_id,
+            chat_id=job.chat_id,
+            source=job.source,
+            options=job.options,
+            reply=job.outlet,
+        )
+        return replace(job, durable=stored is not None)
+
+    async def run(self, job: Job) -> None:
+        """Accept a job whose requester waits for it (the web page): executed in this very
+        task when jobs run in this process, so a request cut short stops its work; else
+        dispatched, and the outlet hands the result back."""
+        accepted = await self.accept(replace(job, durable=False), dispatch=False)
+        if accepted is None:
+            return
+        if isinstance(self.dispatcher, LocalDispatcher):
+            await self.execute(accepted)
+        else:
+            await self.dispatcher.dispatch(accepted)
+
+    # -- the worker half ------------------------------------------------------------------------
+
+    async def execute(self, job: Job) -> ConversionReply | None:
+        """Answer the job: its result, or the reason why not. Never raises except
+        cancellation. The reply when one was delivered."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running.add(task)
+        outlet = self.outlets.outlet_for(job)
+        answered = False
+        try:
+            try:
+                reply = await self._execute(job, outlet)
+                answered = True
+            except _PutOff:
+                await self._put_off(job, outlet)
+                return None
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug in an outlet or a fetcher: one row, one message
+                log.exception("job %s failed", job.request_id)
+                await self._internal(job, outlet)
+                answered, reply = True, None
+        except asyncio.CancelledError:  # past the grace period: the process is going down
+            if answered:
+                await to_the_end(self._finish(job, outlet))
+            else:
+                await self._put_off(job, outlet)
+            raise
+        finally:
+            if task is not None:
+                self._running.discard(task)
+            self._status.pop(job.request_id, None)
+        await to_the_end(self._finish(job, outlet))
+        return reply
+
+    async def _execute(self, job: Job, outlet: Outlet) -> ConversionReply | None:
+        if self.service.closing:  # before spending a download on it
+            if job.durable:
+                await self._record(job, "refused", ShuttingDown.code)
+                raise _PutOff
+            await self._refuse(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            return None
+        try:
+            await outlet.begin(job)
+            image = await self._fetch(job)
+        except DeliveryFailed as exc:  # the chat refuses the bot: nothing more to do
+            log.info("job %s: %s", job.request_id, exc.kind)
+            await self._record(job, "error", exc.kind)
+            return None
+        except AnimeBotError as exc:
+            await self._refuse(job, outlet, exc)
+            return None
+        try:
+            reply = await self.service.convert(self.request(job, image, outlet))
+        except ShuttingDown:  # turned away while waiting in the queue (recorded)
+            if job.durable:
+                raise _PutOff from None
+            await self._tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            return None
+        except AnimeBotError as exc:  # recorded by the service
+            log.info("job %s: %s", job.request_id, exc.code)
+            await self._tell(job, outlet, exc)
+            return None
+        try:
+            await outlet.deliver(job, reply)
+        except DeliveryFailed as exc:
+            log.info("job %s: not delivered (%s)", job.request_id, exc.kind)
+            await self.service.update_outcome(job.platform, job.request_id, "error", exc.kind)
+            if exc.kind not in {"delivery_blocked", "delivery_forbidden"}:
+                await self._tell(job, outlet, DeliveryError(exc.kind, job.request_id))
+            return None
+        return reply
+
+    def request(self, job: Job, image: bytes | None, outlet: Outlet) -> ConversionRequest:
+        """The service's request for this job, encoded for this outlet's limits."""
+        limits = outlet.limits
+        fmt = str(job.option("fmt") or "jpeg")
+        if fmt not in limits.formats:
+            fmt = limits.formats[0]
+        return ConversionRequest(
+            platform=job.platform,
+            user_id=job.user_id,
+            chat_id=job.chat_id,
+            image=image,
+            input_key=None if image is not None else job.source.get("input_key"),
+            style=job.option("style"),
+            faces=job.option("faces"),
+            side_by_side=bool(job.option("side_by_side")),
+            fmt=fmt,
+            max_side=limits.max_side,
+            max_bytes=limits.max_bytes,
+            is_admin=job.admin,
+            keep_input=bool(job.option("keep_input", True)),
+            on_progress=lambda status: self._progress(job, outlet, status),
+            request_id=job.request_id,
+        )
+
+    async def _fetch(self, job: Job) -> bytes | None:
+        if job.source_kind == "cached":
+            return None  # the service reads the cached upload itself
+        if job.upload is not None:
+            return job.upload
+        try:
+            data = await self.fetchers.fetch(job)
+        except FetchFailed as exc:
+            log.warning("job %s: download failed (%s)", job.request_id, exc)
+            raise DownloadFailed(exc.kind) from exc
+        limit = self.upload_limit(job)
+        if len(data) > limit:
+            raise ImageTooLarge("download larger than announced", limit=limit)
+        return data
+
+    async def _progress(self, job: Job, outlet: Outlet, status: QueueStatus) -> None:
+        if len(self._status) < STATUS_KEPT:
+            self._status[job.request_id] = status
+        await outlet.notify(job, status)
+
+    def last_status(self, request_id: str) -> QueueStatus | None:
+        return self._status.get(request_id)
+
+    # -- answers and bookkeeping ----------------------------------------------------------------
+
+    async def _refuse(self, job: Job, outlet: Outlet, exc: AnimeBotError) -> None:
+        """Turned away outside the service: the request's one usage row, then the reason."""
+        status = "refused" if isinstance(exc, ShuttingDown) else "error"
+        await self._record(job, status, exc.code)
+        await self._tell(job, outlet, exc)
+
+    async def _internal(self, job: Job, outlet: Outlet) -> None:
+        await self.service.update_outcome(job.platform, job.request_id, "error", "internal")
+        await self._tell(job, outlet, InternalError(job.request_id))
+
+    async def _tell(self, job: Job, outlet: Outlet, exc: AnimeBotError) -> None:
+        try:
+            await outlet.fail(job, exc)
+        except DeliveryFailed as failed:
+            log.info("job %s: the reason could not be sent (%s)", job.request_id, failed.kind)
+        except Exception:
+            log.exception("job %s: the reason could not be sent", job.request_id)
+
+    async def _record(self, job: Job, status: str, kind: str) -> None:
+        await self.service.record_outcome(
+            job.platform, job.user_id, status, kind, chat_id=job.chat_id, request_id=job.request_id
+        )
+
+    async def _finish(self, job: Job, outlet: Outlet) -> None:
+        """Answered: the durable row goes first (it must never run again), then the outlet
+        tidies up (a status message), briefly."""
+        if job.durable:
+            await self.service.jobs.finish(job.request_id)
+        try:
+            async with asyncio.timeout(NOTICE_S):
+                await outlet.end(job)
+        except TimeoutError:
+            log.info("job %s: the outlet could not tidy up in time", job.request_id)
+        except Exception:
+            log.exception("job %s: the outlet could not tidy up", job.request_id)
+
+    async def _put_off(self, job: Job, outlet: Outlet) -> None:
+        """One notice for the person (done after the restart), and the job kept."""
+        changes: dict[str, Any] = {}
+        try:
+            async with asyncio.timeout(NOTICE_S):
+                changes = await outlet.defer(job)
+        except TimeoutError:
+            log.info("job %s: no time left to tell the person about the restart", job.request_id)
+        except Exception:
+            log.exception("job %s: could not tell the person about the restart", job.request_id)
+        if job.durable:
+            await to_the_end(self.service.jobs.defer(job.request_id, **changes))
+
+    async def remember(self, job: Job, **changes: Any) -> None:
+        """Keep more about where the answer goes in the durable row (a status message)."""
+        if job.durable:
+            await self.service.jobs.update_reply(job.request_id, **changes)
+
+    # -- after a restart -------------------------------------------------------------------------
+
+    async def resume(self, platform: str, *, max_age_s: float = MAX_AGE_S) -> list[Job]:
+        """Dispatch again the jobs of `platform` an earlier process left. A job tried
+        MAX_ATTEMPTS times, or older than `max_age_s`, is given up (one row, the person told
+        through `outlet.fail` with `GaveUp`/`Expired`). Returns the jobs dispatched."""
+        resumed = []
+        for pending in await self.service.jobs.pending(platform):
+            job = job_from_pending(pending)
+            if pending.attempts >= MAX_ATTEMPTS or pending.age_s() > max_age_s:
+                expired = pending.age_s() > max_age_s
+                task = asyncio.create_task(self._give_up(job, expired), name="job-give-up")
+                self._running.add(task)
+                task.add_done_callback(self._running.discard)
+                continue
+            attempts = await self.service.jobs.begin_attempt(pending)
+            if attempts is None:
+                continue
+            job = replace(
+                job, attempts=attempts, admin=self.service.is_admin(platform, job.user_id)
+            )
+            await self.dispatcher.dispatch(job)
+            resumed.append(job)
+        if resumed:
+            log.info("resuming %d %s job(s) left by the previous run", len(resumed), platform)
+        return resumed
+
+    async def _give_up(self, job: Job, expired: bool) -> None:
+        kind = "expired" if expired else "gave_up"
+        log.warning("job %s: %s after %d attempt(s)", job.request_id, kind, job.attempts)
+        await self._record(job, "error", kind)
+        try:
+            outlet = self.outlets.outlet_for(job)
+            await self._tell(job, outlet, GaveUp() if not expired else Expired())
+        finally:
+            await self.service.jobs.finish(job.request_id)
+
+    # -- shutdown -------------------------------------------------------------------------------
+
+    async def drain(self, timeout_s: float | None = None) -> bool:
+        """Refuse new work and let what is in flight (jobs and conversions) finish within the
+        grace period; then turn away what still waits in the queue (durable jobs are put off
+        for the restart) and give the rest AFTER_GRACE_S to answer. True when all finished."""
+        service = self.service
+        service.begin_shutdown(timeout_s)
+        pending = self.pending_tasks() | service.pending_tasks()
+        if pending:
+            _, pending = await asyncio.wait(pending, timeout=service.grace_left())
+        service.end_grace()
+        if pending:
+            log.info("shutdown: %d job(s) still in flight after the grace", len(pending))
+            _, pending = await asyncio.wait(pending, timeout=service.final_left())
+        return not pending
+
+    @property
+    def inflight(self) -> int:
+        return sum(not t.done() for t in self._running)
+
+    def pending_tasks(self) -> set[asyncio.Task[Any]]:
+        return {t for t in self._running if not t.done()}
+
+
+class DownloadFailed(AnimeBotError):
+    """The platform would not give us the photo (after retries)."""
+
+    code = "download_failed"
+
+
+class DeliveryError(AnimeBotError):
+    """The result could not be handed over (after retries); `request_id` is the reference."""
+
+    code = "delivery_failed"
+
+    def __init__(self, kind: str, request_id: str) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.request_id = request_id
+
+
+class GaveUp(AnimeBotError):
+    """Tried MAX_ATTEMPTS times (each start crashed on it): given up."""
+
+    code = "gave_up"
+
+
+class Expired(AnimeBotError):
+    """Too old to answer (a platform token expired)."""
+
+    code = "expired"
+
+
+def job_from_pending(pending: PendingJob) -> Job:
+    """The durable row carries the job: its id is the request id."""
+    return Job(
+        platform=pending.platform,
+        user_id=pending.user_id,
+        lang=pending.lang,
+        source=dict(pending.source),
+        outlet=dict(pending.reply),
+        options=dict(pending.options),
+        chat_id=pending.chat_id,
+        request_id=pending.id,
+        created_at=pending.created_at,
+        attempts=pending.attempts,
+        durable=True,
+    )
+
+
+__all__ = [
+    "AlreadyAccepted",
+    "DeliveryError",
+    "DownloadFailed",
+    "Expired",
+    "GaveUp",
+    "JobRunner",
+    "job_from_pending",
+]
