@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from core.engine import Engine, EngineConfig
@@ -20,6 +21,9 @@ from service.lifecycle import JobRunner
 from service.settings import Settings, SettingsError
 from service.warmup import warm_up
 from storage import Database
+
+if TYPE_CHECKING:
+    from service.queue.bridge import QueueFront
 
 log = logging.getLogger("animebot.runtime")
 
@@ -60,6 +64,8 @@ class Runtime:
     db: Database
     service: ConversionService
     runner: JobRunner
+    # The shared queue's front half when ANIMEBOT_QUEUE is set (service/queue/), else None.
+    queue: QueueFront | None = None
     _purger: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @classmethod

@@ -200,6 +200,8 @@ def make_app(runtime: Runtime, *, max_side: int = WEB_MAX_SIDE) -> web.Applicati
     )
     app[STATE] = state
     runtime.runner.outlets.register(WEB_OUTLET, state.waiting.outlet)
+    if runtime.queue is not None:  # jobs run on workers: their results come back via Redis
+        runtime.queue.deliver_web_to(state.waiting.answer)
     app[uploads.UPLOADS] = uploads.budget_for(state.body_limit)
     app.on_startup.append(_load_assets)
     app.on_response_prepare.append(_server_header)

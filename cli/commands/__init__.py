@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from cli.commands import convert, models, purge, serve, stats, styles
+from cli.commands import convert, models, purge, serve, stats, styles, worker
 
 if TYPE_CHECKING:
     from cli.common import Subparsers
@@ -14,4 +14,4 @@ class Command(Protocol):
     def register(self, subparsers: Subparsers) -> None: ...
 
 
-COMMANDS: tuple[Command, ...] = (convert, styles, models, serve, stats, purge)
+COMMANDS: tuple[Command, ...] = (convert, styles, models, serve, worker, stats, purge)

@@ -16,8 +16,8 @@ import importlib
 import logging
 import signal
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol, TypeAlias
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Literal, Protocol, TypeAlias
 
 from cli.common import registry_from
 from service.startup import configure_logging, load_settings
@@ -25,9 +25,11 @@ from service.startup import configure_logging, load_settings
 if TYPE_CHECKING:
     from cli.common import Subparsers
     from core.registry import Registry
+    from service.queue.roles import QueueRoles
     from service.runtime import Runtime
     from service.settings import Settings
-    from web import WebFrontEnd
+
+Role = Literal["front", "worker", "all"]
 
 log = logging.getLogger("animebot.serve")
 
@@ -42,6 +44,15 @@ class FrontEnd(Protocol):
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class Listener(FrontEnd, Protocol):
+    """The process's HTTP listener: the web page, or a worker's health and metrics."""
+
+    @property
+    def url(self) -> str: ...
+
+    def begin_drain(self) -> None: ...
 
 
 FrontEndFactory: TypeAlias = Callable[["Runtime"], FrontEnd]
@@ -68,6 +79,14 @@ def register(subparsers: Subparsers) -> None:
     p.add_argument(
         "--port", type=_port, help="port to listen on (overrides ANIMEBOT_PORT; default 8080)"
     )
+    p.add_argument(
+        "--role",
+        choices=("front", "worker", "all"),
+        default="all",
+        help="with ANIMEBOT_QUEUE (Redis): 'front' takes requests (web page, bots) and queues "
+        "them, 'worker' converts queued jobs and delivers the replies, 'all' (default) does "
+        "both. Without ANIMEBOT_QUEUE only 'all' (one process, in-process queue)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -82,7 +101,8 @@ def _port(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings("serve")
+    command = "worker" if getattr(args, "handler", None) is not run else "serve"
+    settings = load_settings(command)
     if settings is None:
         return 2
     overrides: dict[str, object] = {}
@@ -91,15 +111,24 @@ def run(args: argparse.Namespace) -> int:
     if args.port:
         overrides["port"] = args.port
     settings = dataclasses.replace(settings, **overrides)  # type: ignore[arg-type]
+    role: Role = getattr(args, "role", "all")
+    if role != "all" and not settings.queue_url:
+        print(
+            f"animebot {command}: --role {role} needs ANIMEBOT_QUEUE (a redis:// URL): front ends "
+            "and workers meet on that queue",
+            file=sys.stderr,
+        )
+        return 2
     configure_logging(settings.log_level)
     try:
-        bots = bot_classes(settings)
+        bots = bot_classes(settings) if role != "worker" else []
     except StartupError as exc:
         print(f"animebot serve: {exc}", file=sys.stderr)
         return 2
     dirs = getattr(args, "models_dir", None)
     registry = registry_from(args) if dirs else None
-    return asyncio.run(serve(settings, bots, registry=registry))
+    concurrency: int | None = getattr(args, "concurrency", None)
+    return asyncio.run(serve(settings, bots, registry=registry, role=role, concurrency=concurrency))
 
 
 def bot_classes(settings: Settings) -> list[tuple[str, FrontEndFactory]]:
@@ -126,11 +155,13 @@ async def serve(
     *,
     registry: Registry | None = None,
     stop: asyncio.Event | None = None,
+    role: Role = "all",
+    concurrency: int | None = None,
 ) -> int:
     """Run until SIGTERM / SIGINT (or until `stop` is set, for embedding), then shut down
-    gracefully. Returns the exit code: 0 after a clean stop, 1 when something could not start."""
+    gracefully. Returns the exit code: 0 after a clean stop, 1 when something could not start.
+    With ANIMEBOT_QUEUE set, `role` picks the front end's half, the worker's, or both."""
     from service.runtime import Runtime
-    from web import WebFrontEnd
 
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -149,32 +180,69 @@ async def serve(
     for signum in signals:
         loop.add_signal_handler(signum, on_signal, signum)
     try:
-        runtime = await Runtime.start(settings, registry=registry)
-        web = WebFrontEnd(runtime)
+        runtime = await Runtime.start(settings, registry=registry, warm=role != "front")
+        queue = _queue_roles(runtime, role, concurrency)
         started: list[tuple[str, FrontEnd]] = []
         code = 0
+        web: Listener | None = None
         try:
-            code = await _start_front_ends(runtime, web, bots, started)
+            if queue is not None:
+                code = await _start_queue(queue.start_front)
+            if code == 0:
+                web = _listener(runtime, queue)
+                code = await _start_front_ends(runtime, web, bots, started)
+            if code == 0 and queue is not None:
+                code = await _start_queue(queue.start_workers)
             if code == 0:
                 log.info(
-                    "animebot is serving: open %s (front ends: %s)",
-                    web.url,
+                    "animebot is serving (%s): %s (front ends: %s)",
+                    role,
+                    web.url if web else "-",
                     ", ".join(name for name, _ in started),
                 )
                 for line in settings.describe():
                     log.debug("setting %s", line)
                 await stop.wait()
         finally:
-            await shutdown(runtime, web, started)
+            await shutdown(runtime, web, started, queue)
     finally:
         for signum in signals:
             loop.remove_signal_handler(signum)
     return code
 
 
+def _queue_roles(runtime: Runtime, role: Role, concurrency: int | None) -> QueueRoles | None:
+    if not runtime.settings.queue_url:
+        return None
+    from service.queue.roles import QueueRoles
+
+    return QueueRoles(runtime, role, concurrency=concurrency)
+
+
+def _listener(runtime: Runtime, queue: QueueRoles | None) -> Listener:
+    """The web page, or for a worker only /healthz, /readyz and /metrics."""
+    if queue is not None and queue.role == "worker":
+        from web.ops import OpsServer
+
+        return OpsServer(runtime, queue.ping)
+    from web import WebFrontEnd
+
+    return WebFrontEnd(runtime)
+
+
+async def _start_queue(step: Callable[[], Awaitable[None]]) -> int:
+    try:
+        await step()
+    except Exception as exc:
+        log.debug("the queue failed to start", exc_info=True)
+        print(f"animebot serve: cannot reach the queue (ANIMEBOT_QUEUE): {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 async def _start_front_ends(
     runtime: Runtime,
-    web: WebFrontEnd,
+    web: Listener,
     bots: list[tuple[str, FrontEndFactory]],
     started: list[tuple[str, FrontEnd]],
 ) -> int:
@@ -201,11 +269,19 @@ async def _start_front_ends(
     return 0
 
 
-async def shutdown(runtime: Runtime, web: WebFrontEnd, started: list[tuple[str, FrontEnd]]) -> None:
+async def shutdown(
+    runtime: Runtime,
+    web: Listener | None,
+    started: list[tuple[str, FrontEnd]],
+    queue: QueueRoles | None = None,
+) -> None:
     """Turn new work away, let running conversions finish (bounded), stop the front ends,
     then close the engine and the database."""
-    web.begin_drain()
+    if web is not None:
+        web.begin_drain()
     grace = runtime.settings.shutdown_grace_s
+    if queue is not None:  # workers take no new job and finish theirs; the queue closes
+        await queue.stop(grace)
     running = runtime.service.inflight
     if running:
         log.info("waiting up to %.0f s for %d running conversion(s)", grace, running)

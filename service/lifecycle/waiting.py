@@ -49,6 +49,13 @@ class Waiting:
         if future is not None and not future.done():
             future.set_exception(error)
 
+    def answer(self, request_id: str, answer: ConversionReply | AnimeBotError) -> None:
+        """A result or a refusal that came back from another process (service/queue/)."""
+        if isinstance(answer, AnimeBotError):
+            self.reject(request_id, answer)
+        else:
+            self.resolve(request_id, answer)
+
     def __len__(self) -> int:
         return len(self._futures)
 

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,9 @@ class WebResults:
         self.redis, self.config, self.front_id = redis, config, front_id
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._listener: asyncio.Task[None] | None = None
+        # Set by a front end that hands results on (instead of awaiting `wait`): called with
+        # each result announced on this front end's channel, taken out of Redis first.
+        self.on_result: Callable[[str, WebResult], None] | None = None
 
     def channel(self, front_id: str) -> str:
         return self.config.key("web-ready", front_id)
@@ -78,6 +82,8 @@ class WebResults:
                 request_id = data.decode() if isinstance(data, bytes) else str(data)
                 if (future := self._waiters.get(request_id)) and not future.done():
                     future.set_result(None)
+                elif self.on_result is not None:
+                    await self.hand_on(request_id)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
@@ -99,6 +105,17 @@ class WebResults:
                     await asyncio.wait_for(asyncio.shield(future), min(RECHECK_S, left))
         finally:
             self._waiters.pop(request_id, None)
+
+    async def hand_on(self, request_id: str) -> bool:
+        """Take the result of `request_id` if it is there and pass it to `on_result`."""
+        try:
+            found = await self._take(request_id)
+        except Exception:
+            return False
+        if found is None or self.on_result is None:
+            return False
+        self.on_result(request_id, found)
+        return True
 
     async def _take(self, request_id: str) -> WebResult | None:
         key = self.config.key("web", request_id)

@@ -76,6 +76,9 @@ class QueueWorker:
         return self._dispatcher.redis
 
     async def start(self) -> None:
+        # arq logs each job's arguments at INFO: raw platform ids and reply tokens. Never.
+        for name in ("arq.worker", "arq.jobs", "arq.connections"):
+            logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
         self._dispatcher = await RedisDispatcher.connect(self.config)
         self.ledger = DeliveryLedger(self.redis, self.config)
         self._worker = Worker(

@@ -1,0 +1,124 @@
+"""`animebot serve --role front` + two `animebot worker` processes + a real redis-server, as
+an operator runs them (SQLite shared by the processes of this machine): photos through the web
+API are all answered, by both workers; /readyz checks Redis; /metrics shows the queue gauges;
+no raw id reaches a worker's log."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from models.pairs import PROJECT_ROOT
+from tests.queue.redis_server import RedisProcess, free_port
+from tests.service.helpers import distinct_png
+
+ANIMEBOT = [sys.executable, "-m", "cli.main"]
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisProcess]:
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.remove()
+
+
+class Proc:
+    def __init__(self, args: list[str], env: dict[str, str], log: Path) -> None:
+        self.log = log
+        with log.open("wb") as out:
+            self.proc = subprocess.Popen(
+                [*ANIMEBOT, *args], cwd=PROJECT_ROOT, env=env, stdout=out, stderr=out
+            )
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+async def ready(session: aiohttp.ClientSession, url: str, within_s: float = 120) -> dict:
+    async with asyncio.timeout(within_s):
+        while True:
+            try:
+                async with session.get(url) as r:
+                    if r.status == 200:
+                        return dict(await r.json())
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)  # another process is starting: nothing to await
+
+
+async def conversions(session: aiohttp.ClientSession, port: int) -> int:
+    """Successful conversions counted by one process's /metrics."""
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+        text = await r.text()
+    return sum(
+        int(float(line.rsplit(" ", 1)[1]))
+        for line in text.splitlines()
+        if line.startswith("animebot_requests_total{") and 'status="ok"' in line
+    )
+
+
+async def test_front_end_and_two_workers_answer_every_web_photo(
+    redis_server: RedisProcess, tmp_path: Path
+) -> None:
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "ANIMEBOT_QUEUE": redis_server.url,
+        "ANIMEBOT_DATA": str(tmp_path / "data"),
+        "ANIMEBOT_WORKERS": "1",
+        "ANIMEBOT_RATE_BURST": "0",
+        "ANIMEBOT_DAILY_QUOTA": "0",
+    }
+    ports = [free_port() for _ in range(3)]
+    procs = [Proc(["serve", "--role", "front", "--port", str(ports[0])], env, tmp_path / "f.log")]
+    procs += [
+        Proc(["worker", "--port", str(p)], env, tmp_path / f"w{i}.log")
+        for i, p in enumerate(ports[1:])
+    ]
+    front = f"http://127.0.0.1:{ports[0]}"
+    try:
+        async with aiohttp.ClientSession() as session:
+            for port in ports:
+                body = await ready(session, f"http://127.0.0.1:{port}/readyz")
+                assert body["checks"]["queue"] is True
+            photos = [distinct_png(i, side=200) for i in range(12)]
+
+            async def convert(data: bytes) -> tuple[int, str]:
+                form = aiohttp.FormData()
+                form.add_field("image", data, filename="p.png", content_type="image/png")
+                async with session.post(f"{front}/api/convert", data=form) as r:
+                    await r.read()
+                    return r.status, r.headers.get("Content-Type", "")
+
+            answers = await asyncio.gather(*(convert(p) for p in photos))
+            assert answers == [(200, "image/jpeg")] * len(photos)
+            async with session.get(f"{front}/metrics") as r:
+                metrics = await r.text()
+            assert "animebot_queue_workers 2.0" in metrics
+            assert "animebot_queue_depth 0.0" in metrics
+            done = [await conversions(session, port) for port in ports]
+            assert done[0] == 0  # the front end converts nothing itself
+            assert sum(done[1:]) == len(photos) and min(done[1:]) > 0  # both workers did
+    finally:
+        codes = [p.stop() for p in procs]
+    assert codes == [0, 0, 0]
+    worker_logs = [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
+    # No job arguments (raw ids) reached the workers' logs.
+    assert all(log.count("animebot_job") == 0 for log in worker_logs)
+    assert "127.0.0.1" not in "".join(worker_logs).replace("http://127.0.0.1", "")
