@@ -37,6 +37,7 @@ from service.runtime import Runtime
 
 if TYPE_CHECKING:
     from service.queue.locks import SingletonLock
+    from service.queue.seen import SeenUpdates
 
 log = logging.getLogger("animebot.telegram")
 
@@ -134,6 +135,7 @@ class TelegramFrontEnd:
         self.application = build_application(runtime, self.options)
         self._webhook: WebhookServer | None = None
         self._poller_lock: SingletonLock | None = None
+        self._seen: SeenUpdates | None = None
         self._conflict_logged = -CONFLICT_LOG_EVERY_S
         self._initialized = False
         self._started = False
@@ -168,6 +170,7 @@ class TelegramFrontEnd:
             await set_commands(app)
             if settings.telegram_webhook_url:
                 path = urlsplit(settings.telegram_webhook_url).path or "/"
+                self._seen = self._shared_marks()
                 self._webhook = WebhookServer(
                     app,
                     host=settings.host,
@@ -175,6 +178,7 @@ class TelegramFrontEnd:
                     path=path,
                     secret=self.webhook_secret,
                     intake=self.deps.intake,
+                    seen=self._seen,
                 )
                 await self._webhook.start()
                 await app.bot.set_webhook(
@@ -246,6 +250,19 @@ class TelegramFrontEnd:
         if self._poller_lock is not None:
             await self._poller_lock.release()
             self._poller_lock = None
+        if self._seen is not None:
+            await self._seen.close()
+            self._seen = None
+
+    def _shared_marks(self) -> SeenUpdates | None:
+        """With ANIMEBOT_QUEUE: the update marks shared by every webhook front end."""
+        url = self.runtime.settings.queue_url
+        if not url:
+            return None
+        from service.queue.seen import SeenUpdates
+
+        token = self.runtime.settings.telegram_token
+        return SeenUpdates(url, hashlib.sha256(f"animebot-seen\0{token}".encode()).hexdigest()[:16])
 
     async def _take_poller_lock(self) -> None:
         """Long polling has one consumer per token. With ANIMEBOT_QUEUE set, a lock in Redis

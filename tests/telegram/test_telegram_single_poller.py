@@ -7,24 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from collections.abc import Iterator
 
 import pytest
 
 from bot.telegram.app import POLLER_CONFLICT, PollerConflict
-from tests.queue.redis_server import REDIS_SERVER, RedisProcess
+from tests.queue.fixtures import redis_url
 from tests.telegram.helpers import StartBot
 
-
-@pytest.fixture
-def redis_url() -> Iterator[str]:
-    if not os.access(REDIS_SERVER, os.X_OK):
-        pytest.skip(f"redis-server not found at {REDIS_SERVER} (apt-get install redis-server)")
-    server = RedisProcess()
-    server.start()
-    yield server.url
-    server.remove()
+__all__ = ["redis_url"]
 
 
 async def test_a_second_poller_on_the_same_token_is_refused(
