@@ -24,15 +24,17 @@ from telegram.error import Conflict, InvalidToken, TelegramError
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 from telegram.request import HTTPXRequest
 
-from bot.telegram.conversion import NOTICE_S, resume_jobs
 from bot.telegram.delivery import PLATFORM, Delivery
 from bot.telegram.deps import KEY, Context, Deps, FrontEndOptions
 from bot.telegram.handlers import register
+from bot.telegram.handlers.buttons import PRESSED
 from bot.telegram.intake import Intake, IntakeApplication, IntakeBot
+from bot.telegram.outlet import register as register_outlet
 from bot.telegram.redact import protect_token
 from bot.telegram.texts import MENU_COMMANDS
 from bot.telegram.webhook import WebhookServer
 from i18n import LANGUAGES, t
+from service.lifecycle.runner import NOTICE_S
 from service.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -100,10 +102,19 @@ def build_application(runtime: Runtime, options: FrontEndOptions | None = None) 
     if settings.telegram_webhook_url:
         builder = builder.updater(None)
     app = builder.build()
-    app.bot_data[KEY] = Deps(
-        runtime, options, Delivery(runtime.service, options.retry), intake=intake
-    )
+    delivery = Delivery(runtime.service, options.retry)
+    deps = Deps(runtime, options, delivery, intake=intake)
+    app.bot_data[KEY] = deps
     register(app)
+    # The runner answers Telegram jobs through this bot (bot/telegram/outlet.py).
+    register_outlet(
+        runtime.runner,
+        app.bot,
+        delivery,
+        language=deps.language_of,
+        status_interval_s=options.status_interval_s,
+        pressed=app.bot_data.setdefault(PRESSED, set()),
+    )
     app.add_error_handler(_on_error)
     return app
 
@@ -166,7 +177,7 @@ class TelegramFrontEnd:
         self._initialized = True
         try:
             # Read before any new update can add a job of its own.
-            left = await self.runtime.service.jobs.pending(PLATFORM)
+            left = await self.runtime.runner.left_over(PLATFORM)
             await set_commands(app)
             if settings.telegram_webhook_url:
                 path = urlsplit(settings.telegram_webhook_url).path or "/"
@@ -200,7 +211,7 @@ class TelegramFrontEnd:
             self._initialized = False
             raise
         self._started = True
-        await resume_jobs(self.deps, app.bot, left)
+        await self.runtime.runner.resume(left)
         mode = "webhook" if self._webhook else "long polling"
         log.info("Telegram bot @%s running (%s)", app.bot.username, mode)
 
@@ -212,29 +223,37 @@ class TelegramFrontEnd:
         app = self.application
         if not self._initialized:
             return
-        service = self.runtime.service
+        service, runner = self.runtime.service, self.runtime.runner
         service.start_grace()  # the one grace period of the process starts (if not yet)
         await self._close_receivers()
         if self._started:
             self._started = False
             # Application.stop() dispatches updates already fetched and waits for every
-            # handler; jobs resumed at start are tracked beside them.
+            # handler; the jobs they accepted run in the job runner.
             stopping = asyncio.create_task(app.stop(), name="telegram-stop")
-            pending = {stopping, *(t for t in self.deps.inflight if not t.done())}
-            _, pending = await asyncio.wait(pending, timeout=service.grace_left())
+
+            def running() -> set[asyncio.Task[Any]]:
+                handlers = {t for t in self.deps.inflight if not t.done()}
+                return handlers | runner.pending_tasks(PLATFORM)
+
+            _, pending = await asyncio.wait({stopping, *running()}, timeout=service.grace_left())
+            while not pending and (more := running()):  # accepted while the handlers ended
+                _, pending = await asyncio.wait(more, timeout=service.grace_left())
             if pending:
                 service.end_grace()  # waiting jobs: put off, each person told once
-                _, pending = await asyncio.wait(pending, timeout=service.final_left())
+                _, pending = await asyncio.wait(
+                    {stopping, *running()}, timeout=service.final_left()
+                )
             if pending:
-                running = [task for task in self.deps.inflight if not task.done()]
+                late = running()
                 log.warning(
                     "shutdown: %d Telegram job(s) still running after the grace; cutting short",
-                    len(running),
+                    len(late),
                 )
-                for task in running:
+                for task in late:
                     task.cancel()  # each keeps its stored job and tells its person
-                if running:
-                    await asyncio.wait(running, timeout=NOTICE_S + 1)
+                if late:
+                    await asyncio.wait(late, timeout=NOTICE_S + 1)
             await stopping
         await app.shutdown()
         self._initialized = False

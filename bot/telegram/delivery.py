@@ -4,8 +4,8 @@
   and retries; nothing to do here.
 - 5xx and network errors: retried here with exponential backoff and jitter, a few attempts.
 - 403 Forbidden ("bot was blocked by the user", kicked from a group, deactivated user): never
-  retried; recorded once through `service.record_failure` and raised as `Undeliverable` so the
-  handler stops talking to that chat.
+  retried; raised as `Undeliverable` (with the kind the job runner records on the request's
+  usage row) so the job stops talking to that chat.
 - 400 Bad Request: a bug or a stale reference; not retried.
 """
 
@@ -35,7 +35,16 @@ PHOTO_MAX_RATIO = 20
 
 
 class Undeliverable(Exception):
-    """The chat refuses messages from the bot (403); already recorded."""
+    """The chat refuses messages from the bot (403); `kind`: "delivery_blocked" (the person
+    blocked the bot) or "delivery_forbidden" (kicked from a group, deactivated...)."""
+
+    def __init__(self, detail: str, kind: str = "delivery_forbidden") -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+def refusal_kind(exc: Forbidden) -> str:
+    return "delivery_blocked" if "blocked" in str(exc).lower() else "delivery_forbidden"
 
 
 @dataclass(frozen=True)
@@ -90,14 +99,15 @@ class Delivery:
         self.policy = policy or RetryPolicy()
 
     async def call(self, target: Target, send: Callable[[], Awaitable[T]]) -> T:
-        """Run `send` with retries; Forbidden is recorded and raised as Undeliverable."""
+        """Run `send` with retries; Forbidden is raised as Undeliverable."""
         attempt = 0
         while True:
             try:
                 return await send()
             except Forbidden as exc:
-                await self.blocked(target, exc)
-                raise Undeliverable(str(exc)) from exc
+                kind = refusal_kind(exc)
+                log.info("request %s: chat refuses messages (%s)", target.request_id, kind)
+                raise Undeliverable(str(exc), kind) from exc
             except Exception as exc:
                 attempt += 1
                 if not is_retryable(exc) or attempt >= self.policy.attempts:
@@ -111,13 +121,6 @@ class Delivery:
                     wait,
                 )
                 await asyncio.sleep(wait)
-
-    async def blocked(self, target: Target, exc: Forbidden) -> None:
-        kind = "delivery_blocked" if "blocked" in str(exc).lower() else "delivery_forbidden"
-        log.info("request %s: chat refuses messages (%s)", target.request_id, kind)
-        await self.service.record_failure(
-            PLATFORM, target.user_id, kind, chat_id=target.chat_id, request_id=target.request_id
-        )
 
     async def text(
         self, bot: Bot, target: Target, text: str, markup: InlineKeyboardMarkup | None = None

@@ -15,6 +15,7 @@ from bot.telegram.delivery import PLATFORM, Delivery, RetryPolicy
 from bot.telegram.intake import Intake
 from i18n import LANGUAGES, normalize_language
 from service.convert import ConversionService
+from service.lifecycle import JobRunner
 from service.runtime import Runtime
 from service.settings import Settings
 
@@ -50,6 +51,10 @@ class Deps:
     @property
     def service(self) -> ConversionService:
         return self.runtime.service
+
+    @property
+    def runner(self) -> JobRunner:
+        return self.runtime.runner
 
     @property
     def settings(self) -> Settings:

@@ -114,6 +114,10 @@ class StatusMessage:
     def message_id(self) -> int | None:
         return self._message_id
 
+    def set_language(self, lang: str) -> None:
+        """The person's own choice, once it is read (the job started with the app's)."""
+        self._lang = lang
+
     def text(self, status: QueueStatus) -> str:
         if status.position <= 0:
             return t("tg.status.working", self._lang)

@@ -282,10 +282,10 @@ async def shutdown(
     grace = runtime.settings.shutdown_grace_s
     if queue is not None:  # workers take no new job and finish theirs; the queue closes
         await queue.stop(grace)
-    running = runtime.service.inflight
+    running = runtime.runner.inflight
     if running:
-        log.info("waiting up to %.0f s for %d running conversion(s)", grace, running)
-    finished = await runtime.service.drain(grace)
+        log.info("waiting up to %.0f s for %d running job(s)", grace, running)
+    finished = await runtime.runner.drain(grace)
     if not finished:
         log.warning("shutdown: conversions still running after %.0f s; stopping anyway", grace)
     for name, front in reversed(started):

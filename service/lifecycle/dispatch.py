@@ -34,12 +34,10 @@ class LocalDispatcher:
 
     def __init__(self, runner: JobRunner) -> None:
         self.runner = runner
-        self.tasks: set[asyncio.Task[None]] = set()
 
     async def dispatch(self, job: Job) -> None:
         task = asyncio.create_task(self._run(job), name=f"job-{job.request_id[:12]}")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.runner.track(task, job.platform)
 
     async def _run(self, job: Job) -> None:
         try:

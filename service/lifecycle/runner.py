@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,7 +44,9 @@ class JobRunner:
         self.fetchers = Fetchers()
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(self)
         self._status: dict[str, QueueStatus] = {}
-        self._running: set[asyncio.Task[Any]] = set()
+        self._running: dict[asyncio.Task[Any], str] = {}  # task -> its job's platform
+        # platform -> how to read a job row an earlier version of its front end stored
+        self.upgrades: dict[str, Callable[[Job], Job]] = {}
 
     # -- the front half -------------------------------------------------------------------------
 
@@ -117,9 +120,18 @@ class JobRunner:
         cancellation. The reply when one was delivered."""
         task = asyncio.current_task()
         if task is not None:
-            self._running.add(task)
+            self._running[task] = job.platform
+        try:
+            return await self._answer(job)
+        finally:
+            if task is not None:
+                self._running.pop(task, None)
+            self._status.pop(job.request_id, None)
+
+    async def _answer(self, job: Job) -> ConversionReply | None:
         outlet = self.outlets.outlet_for(job)
-        answered = False
+        answered = finishing = False
+        reply: ConversionReply | None = None
         try:
             try:
                 reply = await self._execute(job, outlet)
@@ -132,18 +144,17 @@ class JobRunner:
             except Exception:  # a bug in an outlet or a fetcher: one row, one message
                 log.exception("job %s failed", job.request_id)
                 await self._internal(job, outlet)
-                answered, reply = True, None
+                answered = True
+            finishing = True
+            await to_the_end(self._finish(job, outlet))
         except asyncio.CancelledError:  # past the grace period: the process is going down
-            if answered:
+            if finishing:  # finished all the same (to_the_end)
+                raise
+            if answered:  # the person has the answer: done, not to be run again
                 await to_the_end(self._finish(job, outlet))
             else:
                 await self._put_off(job, outlet)
             raise
-        finally:
-            if task is not None:
-                self._running.discard(task)
-            self._status.pop(job.request_id, None)
-        await to_the_end(self._finish(job, outlet))
         return reply
 
     async def _execute(self, job: Job, outlet: Outlet) -> ConversionReply | None:
@@ -153,9 +164,17 @@ class JobRunner:
                 raise _PutOff
             await self._refuse(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
             return None
+        fetching = asyncio.ensure_future(self._fetch(job))  # while the outlet gets ready
         try:
-            await outlet.begin(job)
-            image = await self._fetch(job)
+            try:
+                await outlet.begin(job)
+            except BaseException:
+                fetching.cancel()
+                await asyncio.wait({fetching})
+                if not fetching.cancelled():
+                    fetching.exception()  # retrieved: the outlet's failure is the one told
+                raise
+            image = await fetching
         except DeliveryFailed as exc:  # the chat refuses the bot: nothing more to do
             log.info("job %s: %s", job.request_id, exc.kind)
             await self._record(job, "error", exc.kind)
@@ -289,38 +308,47 @@ class JobRunner:
 
     # -- after a restart -------------------------------------------------------------------------
 
-    async def resume(self, platform: str, *, max_age_s: float = MAX_AGE_S) -> list[Job]:
-        """Dispatch again the jobs of `platform` an earlier process left. A job tried
-        MAX_ATTEMPTS times, or older than `max_age_s`, is given up (one row, the person told
-        through `outlet.fail` with `GaveUp`/`Expired`). Returns the jobs dispatched."""
+    async def left_over(self, platform: str) -> list[PendingJob]:
+        """The jobs of `platform` an earlier process left (read before new ones arrive)."""
+        return await self.service.jobs.pending(platform)
+
+    async def resume(
+        self, left: list[PendingJob], *, answerable_s: float | None = None
+    ) -> list[Job]:
+        """Dispatch again the jobs an earlier process left. One older than `answerable_s`
+        (the platform can no longer answer it: a Discord interaction token) is dropped as
+        "expired"; one tried MAX_ATTEMPTS times, or older than a day, is given up ("gave_up",
+        the person told once). Returns the jobs dispatched."""
         resumed = []
-        for pending in await self.service.jobs.pending(platform):
+        for pending in left:
             job = job_from_pending(pending)
-            if pending.attempts >= MAX_ATTEMPTS or pending.age_s() > max_age_s:
-                expired = pending.age_s() > max_age_s
-                task = asyncio.create_task(self._give_up(job, expired), name="job-give-up")
-                self._running.add(task)
-                task.add_done_callback(self._running.discard)
+            if (upgrade := self.upgrades.get(job.platform)) is not None:
+                job = upgrade(job)
+            age = pending.age_s()
+            end: AnimeBotError | None = None
+            if answerable_s is not None and age > answerable_s:
+                end = Expired("too old to answer")
+            elif pending.attempts >= MAX_ATTEMPTS or age > MAX_AGE_S:
+                end = GaveUp("given up")
+            if end is not None:
+                task = asyncio.create_task(self._give_up(job, end), name="job-give-up")
+                self.track(task, job.platform)
                 continue
             attempts = await self.service.jobs.begin_attempt(pending)
             if attempts is None:
                 continue
-            job = replace(
-                job, attempts=attempts, admin=self.service.is_admin(platform, job.user_id)
-            )
+            job = replace(job, attempts=attempts, admin=self.is_admin(job.platform, job.user_id))
             await self.dispatcher.dispatch(job)
             resumed.append(job)
         if resumed:
-            log.info("resuming %d %s job(s) left by the previous run", len(resumed), platform)
+            log.info("resuming %d job(s) left by the previous run", len(resumed))
         return resumed
 
-    async def _give_up(self, job: Job, expired: bool) -> None:
-        kind = "expired" if expired else "gave_up"
-        log.warning("job %s: %s after %d attempt(s)", job.request_id, kind, job.attempts)
-        await self._record(job, "error", kind)
+    async def _give_up(self, job: Job, end: AnimeBotError) -> None:
+        log.warning("job %s: %s after %d attempt(s)", job.request_id, end.code, job.attempts)
+        await self._record(job, "error", end.code)
         try:
-            outlet = self.outlets.outlet_for(job)
-            await self._tell(job, outlet, GaveUp() if not expired else Expired())
+            await self._tell(job, self.outlets.outlet_for(job), end)
         finally:
             await self.service.jobs.finish(job.request_id)
 
@@ -343,10 +371,16 @@ class JobRunner:
 
     @property
     def inflight(self) -> int:
-        return sum(not t.done() for t in self._running)
+        return len(self.pending_tasks())
 
-    def pending_tasks(self) -> set[asyncio.Task[Any]]:
-        return {t for t in self._running if not t.done()}
+    def track(self, task: asyncio.Task[Any], platform: str) -> None:
+        """Count a task that will execute a job (a drain waits for it from now on)."""
+        self._running[task] = platform
+        task.add_done_callback(lambda done: self._running.pop(done, None))
+
+    def pending_tasks(self, platform: str | None = None) -> set[asyncio.Task[Any]]:
+        """Jobs being executed in this process (of one platform, or all)."""
+        return {t for t, p in self._running.items() if not t.done() and platform in (None, p)}
 
 
 class DownloadFailed(AnimeBotError):
@@ -385,7 +419,7 @@ def job_from_pending(pending: PendingJob) -> Job:
         user_id=pending.user_id,
         lang=pending.lang,
         source=dict(pending.source),
-        outlet=dict(pending.reply),
+        outlet={"kind": pending.platform, **pending.reply},
         options=dict(pending.options),
         chat_id=pending.chat_id,
         request_id=pending.id,

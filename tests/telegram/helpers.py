@@ -51,9 +51,13 @@ class Harness:
             return [dict(row) for row in conn.execute("SELECT * FROM usage ORDER BY id")]
 
     async def settled(self) -> None:
-        """Wait until every handler running now has finished (its last rows written)."""
-        running = [task for task in self.front.deps.inflight if not task.done()]
-        await asyncio.gather(*running, return_exceptions=True)
+        """Wait until every handler running now, and every job they handed to the runner, has
+        finished (its last rows written)."""
+        while running := [
+            *(task for task in self.front.deps.inflight if not task.done()),
+            *self.runtime.runner.pending_tasks(),
+        ]:
+            await asyncio.gather(*running, return_exceptions=True)
 
     def user_hash(self, user: dict[str, Any]) -> str:
         return self.runtime.db.hash_id("telegram", user["id"])

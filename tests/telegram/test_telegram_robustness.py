@@ -84,11 +84,9 @@ async def test_5xx_and_network_errors_are_retried(bot: Harness) -> None:
     (answer,) = await api.wait_for("sendMessage", replies_to(sent))
     assert matches("error.internal", "ru", answer.params["text"])
     rows = await bot.rows_of(BORIS)
-    assert [(r["status"], r["error_kind"]) for r in rows] == [
-        ("ok", None),
-        ("error", "delivery_failed"),
-    ]
-    assert rows[1]["request_id"] in answer.params["text"]  # the reference the log carries
+    # One row per request: the conversion's row says the delivery failed (updated, not added).
+    assert [(r["status"], r["error_kind"]) for r in rows] == [("error", "delivery_failed")]
+    assert rows[0]["request_id"] in answer.params["text"]  # the reference the log carries
     assert len(api.calls_to("sendPhoto")) == 3 + attempts
 
 
@@ -104,7 +102,7 @@ async def test_blocked_user_is_recorded_and_not_retried(bot: Harness) -> None:
     await api.wait_for("sendChatAction", lambda c: c.chat_id == BORIS["id"])
     await bot.settled()  # the refusal is recorded right after the call
     rows = [(r["status"], r["error_kind"]) for r in await bot.rows_of(ALICE)]
-    assert rows == [("ok", None), ("error", "delivery_blocked")]
+    assert rows == [("error", "delivery_blocked")]  # one row per request: updated, not added
     # Boris: the first 403 (on the chat action) ends it: no conversion, one row (item 5).
     rows = [(r["status"], r["error_kind"]) for r in await bot.rows_of(BORIS)]
     assert rows == [("error", "delivery_blocked")]

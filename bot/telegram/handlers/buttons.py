@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
+from typing import Any
 
 from telegram import CallbackQuery, InlineKeyboardMarkup, Message, Update
 from telegram.error import TelegramError
 
 from bot.telegram.callbacks import ResultAction, SettingAction, parse, resolve_style
-from bot.telegram.conversion import Job, accept, run_job
-from bot.telegram.delivery import PLATFORM, Target, is_not_modified
+from bot.telegram.conversion import button_job
+from bot.telegram.delivery import PLATFORM, is_not_modified
 from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
 from bot.telegram.keyboards import language_keyboard, style_keyboard
 from bot.telegram.texts import style_label
 from i18n import LANGUAGES, t
-from service.jobs import AlreadyAccepted
+from service.lifecycle import AlreadyAccepted, Job
 
 log = logging.getLogger("animebot.telegram")
 
@@ -48,7 +48,8 @@ async def on_result_button(update: Update, context: Context) -> None:
     if not isinstance(action, ResultAction) or style is None:
         await _answer_query(query, t("tg.button.expired", lang), alert=True)
         return
-    if not _first_press(context, query):  # a double tap: one result, not two
+    press = _first_press(context, query)
+    if press is None:  # a double tap: one result, not two
         await _answer_query(query, t("tg.button.working", lang))
         return
     message = query.message if isinstance(query.message, Message) else None
@@ -57,43 +58,51 @@ async def on_result_button(update: Update, context: Context) -> None:
     if message is not None:  # under the original photo when it is still there, else the result
         original = message.reply_to_message
         reply_to = original.message_id if original is not None else message.message_id
-    job = Job(
-        Target(chat_id, user.id, reply_to=reply_to),
-        lang,
+    job = button_job(
+        d.runner.job_key(PLATFORM, f"button:{query.id}"),
+        chat_id=chat_id,
+        user_id=user.id,
+        lang=lang,
         input_key=action.input_key,
+        reply_to=reply_to,
         style=style,
         faces=action.faces,
         side_by_side=action.side_by_side,
         as_file=action.op == "file",
-        key=d.service.jobs.key(PLATFORM, f"button:{query.id}"),
+        press=press,
     )
+    accepted: Job | None = None
     try:
-        job = await accept(d, job)  # stored before Telegram forgets the button press
+        accepted = await d.runner.accept(job)  # stored before Telegram forgets the press
     except AlreadyAccepted:  # pressed once, delivered again after a crash: resumed already
         return
     finally:
         taken_in(update, context)
+        if accepted is None:  # refused at once (and told), or resumed: not running here
+            pressed(context).discard(press)
     await _answer_query(query)
-    await run_job(d, context.bot, job)
 
 
-def _first_press(context: Context, query: CallbackQuery) -> bool:
-    """False when this button of this message is already being converted; otherwise mark it
-    so until the running handler ends."""
+def pressed(context: Context) -> set[tuple[Any, ...]]:
+    """Buttons whose job is running (the outlet lets go of them when it is answered)."""
+    found: set[tuple[Any, ...]] = context.bot_data.setdefault(PRESSED, set())
+    return found
+
+
+def _first_press(context: Context, query: CallbackQuery) -> tuple[Any, ...] | None:
+    """None when this button of this message is already being converted; otherwise its key,
+    marked until its job is answered."""
     message = query.message
     key = (
         message.chat.id if message is not None else query.from_user.id,
         message.message_id if message is not None else query.inline_message_id,
         query.data,
     )
-    pressed: set[tuple[object, ...]] = context.bot_data.setdefault(PRESSED, set())
-    if key in pressed:
-        return False
-    task = asyncio.current_task()
-    if task is not None:
-        pressed.add(key)
-        task.add_done_callback(lambda _: pressed.discard(key))
-    return True
+    running = pressed(context)
+    if key in running:
+        return None
+    running.add(key)
+    return key
 
 
 @tracked

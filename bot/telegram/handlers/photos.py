@@ -3,19 +3,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
-from telegram import Message, Update, User
+from telegram import Message, Update
 from telegram.constants import ChatType
 
-from bot.telegram.conversion import Job, accept, run_job
+from bot.telegram.conversion import photo_job
 from bot.telegram.delivery import PLATFORM, Target
 from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
 from bot.telegram.handlers.common import answer, command_target
 from bot.telegram.inputs import Media, Unsupported, addressed_to_bot, media_of
 from bot.telegram.texts import style_in_text
 from i18n import normalize_language, t
-from service.jobs import AlreadyAccepted
+from service.lifecycle import AlreadyAccepted, Job
 
 _UNSUPPORTED_KEYS: dict[Unsupported | None, str] = {
     "document": "tg.unsupported.document",
@@ -27,20 +25,19 @@ _UNSUPPORTED_KEYS: dict[Unsupported | None, str] = {
 
 def message_key(d: Deps, message: Message) -> str:
     """A job's key: the message that asked (the same again if Telegram delivers it again)."""
-    return d.service.jobs.key(PLATFORM, f"{message.chat_id}:{message.message_id}")
+    return d.runner.job_key(PLATFORM, f"{message.chat_id}:{message.message_id}")
 
 
-async def take_in(d: Deps, update: Update, context: Context, job: Job, user: User) -> None:
-    """Store the job, then let Telegram forget the update; then do it. Storing comes first
-    and touches nothing else (the job carries the app's language until the person's own
-    choice is read), so updates are confirmed within milliseconds even under load."""
+async def take_in(d: Deps, update: Update, context: Context, job: Job) -> None:
+    """Hand the job to the runner (stored, then dispatched), then let Telegram forget the
+    update. Storing touches nothing else (the job carries the app's language until the
+    outlet reads the person's own choice), so updates are confirmed within milliseconds."""
     try:
-        job = await accept(d, job)
+        await d.runner.accept(job)
     except AlreadyAccepted:  # delivered again after a crash: the resumed job answers it
         return
     finally:
         taken_in(update, context)
-    await run_job(d, context.bot, replace(job, lang=await d.language(user)))
 
 
 @tracked_job
@@ -57,10 +54,16 @@ async def on_media(update: Update, context: Context) -> None:
     target = Target(message.chat_id, user.id, reply_to=message.message_id)
     found = media_of(message)
     if isinstance(found, Media):
-        style = style_in_text(message.caption, d.service.styles())
-        provisional = normalize_language(user.language_code)
-        job = Job(target, provisional, media=found, style=style, key=message_key(d, message))
-        await take_in(d, update, context, job, user)
+        job = photo_job(
+            message_key(d, message),
+            chat_id=message.chat_id,
+            user_id=user.id,
+            lang=normalize_language(user.language_code),
+            media=found,
+            reply_to=message.message_id,
+            style=style_in_text(message.caption, d.service.styles()),
+        )
+        await take_in(d, update, context, job)
     else:
         taken_in(update, context)
         await answer(d, context, target, t(_UNSUPPORTED_KEYS[found], await d.language(user)))
@@ -87,10 +90,16 @@ async def on_anime(update: Update, context: Context) -> None:
         wanted = " ".join(context.args)
         # A name the bot does not know goes to the service, which answers with the list.
         style = style_in_text(wanted, d.service.styles()) or context.args[0]
-    target = Target(message.chat_id, user.id, reply_to=source.message_id)
-    provisional = normalize_language(user.language_code)
-    job = Job(target, provisional, media=found, style=style, key=message_key(d, message))
-    await take_in(d, update, context, job, user)
+    job = photo_job(
+        message_key(d, message),
+        chat_id=message.chat_id,
+        user_id=user.id,
+        lang=normalize_language(user.language_code),
+        media=found,
+        reply_to=source.message_id,
+        style=style,
+    )
+    await take_in(d, update, context, job)
 
 
 @tracked
