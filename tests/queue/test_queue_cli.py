@@ -62,6 +62,16 @@ async def ready(session: aiohttp.ClientSession, url: str, within_s: float = 120)
             await asyncio.sleep(0.2)  # another process is starting: nothing to await
 
 
+async def gauges(session: aiohttp.ClientSession, base: str, expected: str) -> str:
+    async with asyncio.timeout(20):
+        while True:
+            async with session.get(f"{base}/metrics") as r:
+                text = await r.text()
+            if expected in text:
+                return text
+            await asyncio.sleep(0.2)  # another process's periodic refresh: nothing to await
+
+
 async def conversions(session: aiohttp.ClientSession, port: int) -> int:
     """Successful conversions counted by one process's /metrics."""
     async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
@@ -108,10 +118,10 @@ async def test_front_end_and_two_workers_answer_every_web_photo(
 
             answers = await asyncio.gather(*(convert(p) for p in photos))
             assert answers == [(200, "image/jpeg")] * len(photos)
-            async with session.get(f"{front}/metrics") as r:
-                metrics = await r.text()
-            assert "animebot_queue_workers 2.0" in metrics
+            # The gauges are refreshed every 2 s: wait for the values of now.
+            metrics = await gauges(session, front, "animebot_queue_workers 2.0")
             assert "animebot_queue_depth 0.0" in metrics
+            assert "animebot_queue_up 1.0" in metrics
             done = [await conversions(session, port) for port in ports]
             assert done[0] == 0  # the front end converts nothing itself
             assert sum(done[1:]) == len(photos) and min(done[1:]) > 0  # both workers did
