@@ -38,6 +38,10 @@ BOT_FRONT_ENDS = (
     ("telegram_token", "TELEGRAM_TOKEN", "bot.telegram.app", "TelegramFrontEnd"),
     ("discord_token", "DISCORD_TOKEN", "bot.discord.client", "DiscordFrontEnd"),
 )
+# A worker takes no updates: it only delivers replies, from the token alone.
+BOT_WORKER_OUTLETS = (
+    ("telegram_token", "TELEGRAM_TOKEN", "bot.telegram.worker", "TelegramWorkerOutlet"),
+)
 
 
 class FrontEnd(Protocol):
@@ -121,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        bots = bot_classes(settings) if role != "worker" else []
+        bots = bot_classes(settings, BOT_WORKER_OUTLETS if role == "worker" else BOT_FRONT_ENDS)
     except StartupError as exc:
         print(f"animebot serve: {exc}", file=sys.stderr)
         return 2
@@ -131,10 +135,12 @@ def run(args: argparse.Namespace) -> int:
     return asyncio.run(serve(settings, bots, registry=registry, role=role, concurrency=concurrency))
 
 
-def bot_classes(settings: Settings) -> list[tuple[str, FrontEndFactory]]:
+def bot_classes(
+    settings: Settings, kinds: tuple[tuple[str, str, str, str], ...] = BOT_FRONT_ENDS
+) -> list[tuple[str, FrontEndFactory]]:
     """The bot front ends whose tokens are set, imported now so a missing one fails at once."""
     found: list[tuple[str, FrontEndFactory]] = []
-    for attr, env, module_name, class_name in BOT_FRONT_ENDS:
+    for attr, env, module_name, class_name in kinds:
         if not getattr(settings, attr):
             continue
         try:

@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -19,6 +21,10 @@ import pytest
 from models.pairs import PROJECT_ROOT
 from tests.queue.redis_server import RedisProcess, free_port
 from tests.service.helpers import distinct_png
+from tests.standins.telegram_api import TelegramStandIn, make_user
+from tests.standins.telegram_fixtures import telegram_standin
+
+__all__ = ["telegram_standin"]
 
 ANIMEBOT = [sys.executable, "-m", "cli.main"]
 
@@ -132,3 +138,70 @@ async def test_front_end_and_two_workers_answer_every_web_photo(
     # No job arguments (raw ids) reached the workers' logs.
     assert all(log.count("animebot_job") == 0 for log in worker_logs)
     assert "127.0.0.1" not in "".join(worker_logs).replace("http://127.0.0.1", "")
+
+
+async def inflight(session: aiohttp.ClientSession, port: int) -> float:
+    async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+        text = await r.text()
+    for line in text.splitlines():
+        if line.startswith("animebot_conversions_inflight "):
+            return float(line.split()[1])
+    return 0.0
+
+
+async def test_telegram_photos_through_front_end_and_workers_with_a_sigkill(
+    redis_server: RedisProcess, tmp_path: Path, telegram_standin: TelegramStandIn
+) -> None:
+    """The real Telegram front end (long polling the stand-in) queues the photos; two
+    `animebot worker` processes fetch them by file id and reply with the token alone; one
+    worker is SIGKILLed while it converts: every photo is answered exactly once."""
+    api = telegram_standin
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(PROJECT_ROOT),
+        "ANIMEBOT_QUEUE": redis_server.url,
+        "ANIMEBOT_QUEUE_JOB_TIMEOUT_S": "5",  # a killed worker's job comes back after 15 s
+        "ANIMEBOT_DATA": str(tmp_path / "data"),
+        "ANIMEBOT_WORKERS": "1",
+        "ANIMEBOT_RATE_BURST": "0",
+        "ANIMEBOT_DAILY_QUOTA": "0",
+        "TELEGRAM_TOKEN": api.token,
+        "TELEGRAM_API_URL": api.base_url,
+    }
+    ports = [free_port() for _ in range(3)]
+    procs = [Proc(["serve", "--role", "front", "--port", str(ports[0])], env, tmp_path / "f.log")]
+    procs += [
+        Proc(["worker", "--port", str(p)], env, tmp_path / f"w{i}.log")
+        for i, p in enumerate(ports[1:])
+    ]
+    victim = procs[1]
+    try:
+        async with aiohttp.ClientSession() as session:
+            for port in ports:
+                await ready(session, f"http://127.0.0.1:{port}/readyz")
+            asked = []
+            for i in range(30):
+                user = make_user(8000 + i % 5)
+                message = await api.send_photo(user, None, distinct_png(i, side=480))
+                asked.append((user["id"], message["message_id"]))
+            async with asyncio.timeout(120):
+                while not await inflight(session, ports[1]):  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)  # another process's state: nothing to await
+            victim.proc.send_signal(signal.SIGKILL)
+            victim.proc.wait(10)
+
+            def replies() -> Counter[tuple[Any, Any]]:
+                return Counter(
+                    (c.chat_id, c.reply_to_message_id) for c in api.calls_to("sendPhoto") if c.ok
+                )
+
+            async with asyncio.timeout(120):
+                while set(replies()) < set(asked):  # noqa: ASYNC110
+                    await asyncio.sleep(0.1)  # replies from other processes
+            counts = replies()
+            assert [m for m in asked if counts[m] != 1] == []  # 0 lost, 0 answered twice
+    finally:
+        codes = [p.stop() for p in procs]
+    assert codes == [0, -signal.SIGKILL, 0]
+    # The survivor ran the killed worker's job again (arq's second run of it).
+    assert "an earlier run did not finish" in (tmp_path / "w1.log").read_text()
