@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
@@ -205,3 +206,6 @@ async def test_telegram_photos_through_front_end_and_workers_with_a_sigkill(
     assert codes == [0, -signal.SIGKILL, 0]
     # The survivor ran the killed worker's job again (arq's second run of it).
     assert "an earlier run did not finish" in (tmp_path / "w1.log").read_text()
+    with sqlite3.connect(tmp_path / "data" / "animebot.sqlite3") as db:
+        rows = db.execute("SELECT request_id FROM usage WHERE platform = 'telegram'").fetchall()
+    assert len(rows) == len({r[0] for r in rows}) == len(asked)  # one usage row per request
