@@ -21,7 +21,7 @@ from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
 from service.queue.config import QUEUE_FUNCTION, QueueConfig
-from service.queue.connection import connect, dumps, loads
+from service.queue.connection import connect, dumps
 from service.queue.fairness import FairGate
 from service.queue.registry import Fleet, WorkerRegistry
 
@@ -178,7 +178,3 @@ class RedisDispatcher:
             if await self.dispatch_payload(job.request_id, job.to_dict()):
                 count += 1
         return count
-
-
-def payload_of(raw: bytes) -> dict[str, Any]:
-    return loads(raw)
