@@ -41,7 +41,7 @@ from service.jobs import JobStore
 from service.metrics import ServiceMetrics
 from service.ratelimit import RateLimiter
 from service.settings import Settings
-from storage import CacheEntry, Database, StatsSummary, UsageRecord, UserPrefs
+from storage import CacheEntry, Database, Failure, StatsSummary, UsageRecord, UserPrefs
 
 log = logging.getLogger("animebot.service")
 
@@ -591,6 +591,18 @@ class ConversionService:
 
     async def stats(self, days: int = 30) -> StatsSummary:
         return await self.db.stats.summary(days=days)
+
+    async def recent_failures(self, limit: int) -> list[Failure]:
+        """The latest failures (the dashboard's list)."""
+        return await self.db.stats.recent_failures(limit)
+
+    def derive_key(self, purpose: str) -> bytes:
+        """A secret for `purpose` (signing cookies) derived from the install's id key."""
+        return self.db.derive_key(purpose)
+
+    async def check_storage(self) -> None:
+        """Raises when the database does not answer (readiness probes)."""
+        await self.db.schema_version()
 
     async def stats_chart(self, days: int = 30) -> bytes:
         from service.charts import render_stats_png

@@ -89,9 +89,9 @@ class JobStore:
             log.exception("could not read the pending %s jobs", platform)
             return []
 
-    async def begin_attempt(self, job: PendingJob) -> int | None:
+    async def begin_attempt(self, job_id: str) -> int | None:
         """Count a new attempt on a job left by an earlier process; None when it is gone."""
-        return await self._quietly(job.id, self.db.jobs.begin_attempt(job.id))
+        return await self._quietly(job_id, self.db.jobs.begin_attempt(job_id))
 
     async def update_reply(self, job_id: str, **changes: Any) -> None:
         """Remember more about where the answer goes (a status message sent meanwhile)."""

@@ -117,7 +117,10 @@ class UsageRepo:
             raise ValueError(f"status must be one of {sorted(STATUSES)}, got {status!r}")
         async with self._sql.transaction() as tx:
             count = await tx.execute(
-                "UPDATE usage SET status = ?, error_kind = ? WHERE request_id = ?",
+                # The latest row of that request id (a job resumed after a restart may have
+                # left one from before: only the attempt that delivered is changed).
+                "UPDATE usage SET status = ?, error_kind = ? WHERE id = "
+                "(SELECT max(id) FROM usage WHERE request_id = ?)",
                 (status, error_kind, request_id),
             )
         return count > 0

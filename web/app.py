@@ -195,8 +195,8 @@ def make_app(runtime: Runtime, *, max_side: int = WEB_MAX_SIDE) -> web.Applicati
         runtime=runtime,
         metrics=WebMetrics(lambda: runtime.service.inflight),
         max_side=min(max_side, settings.max_side),
-        visitors=Visitors(runtime.db.derive_key("web-visitor-cookie")),
-        admin=AdminAuth(settings.admin_token, runtime.db.derive_key("web-admin-device")),
+        visitors=Visitors(runtime.service.derive_key("web-visitor-cookie")),
+        admin=AdminAuth(settings.admin_token, runtime.service.derive_key("web-admin-device")),
     )
     app[STATE] = state
     runtime.runner.outlets.register(WEB_OUTLET, state.waiting.outlet)

@@ -43,7 +43,7 @@ async def readyz(request: web.Request) -> web.Response:
         checks["models"] = False
     try:
         async with asyncio.timeout(DB_TIMEOUT_S):
-            await runtime.db.schema_version()
+            await runtime.service.check_storage()
         checks["database"] = True
     except Exception:
         log.warning("readiness: the database did not answer", exc_info=True)

@@ -20,7 +20,7 @@ from aiohttp import web
 
 import i18n
 from core.errors import InputError
-from storage import StatsSummary
+from service.summary import StatsSummary
 from web.admin_auth import (
     ADMIN_COOKIE,
     DEVICE_COOKIE,
@@ -253,7 +253,7 @@ def day_list(summary: StatsSummary) -> list[str]:
 async def stats_payload(state: WebState, days: int, lang: str) -> dict[str, Any]:
     service = state.runtime.service
     summary = await service.stats(days)
-    failures = await state.runtime.db.stats.recent_failures(FAILURES_SHOWN)
+    failures = await state.runtime.service.recent_failures(FAILURES_SHOWN)
     return {
         "days": days,
         "summary": summary.to_dict(),

@@ -22,7 +22,7 @@ from discord import app_commands
 
 from bot.discord.commands import add_commands, style_titles
 from bot.discord.context_menu import add_context_menu
-from bot.discord.conversion import PLATFORM, Converter, chat_id
+from bot.discord.conversion import PLATFORM, Converter, Origin, chat_id, request_job
 from bot.discord.jobs import ANSWERED, NOTICE_S
 from bot.discord.respond import send_error
 from bot.discord.resume import resume_jobs
@@ -53,9 +53,9 @@ class AnimeTree(app_commands.CommandTree["AnimeClient"]):
         if self.closing:
             data: dict[str, Any] = dict(interaction.data or {})
             if data.get("name") != "stats":  # a conversion: one usage row
-                await self.client.runtime.service.record_refusal(
-                    PLATFORM, interaction.user.id, ShuttingDown.code, chat_id=chat_id(interaction)
-                )
+                origin = Origin(interaction.user.id, chat_id(interaction), 0)
+                job = request_job(origin, language(interaction))
+                await self.client.runtime.runner.refuse(job, ShuttingDown("shutting down"))
             with contextlib.suppress(discord.HTTPException):
                 await send_error(interaction, t("dc.shutting_down", language(interaction)))
             return False
@@ -92,6 +92,7 @@ class AnimeClient(discord.Client):
         self.tree = AnimeTree(self)
         self.synced: list[app_commands.AppCommand] = []
         self.converter = converter = Converter(runtime)
+        converter.register(self.http)  # the runner fetches attachments with this client
         self.titles = titles = style_titles(runtime)
         add_commands(self.tree, runtime, converter)
         add_context_menu(self.tree, converter, titles)
@@ -197,7 +198,7 @@ class DiscordFrontEnd:
         try:
             await client.login(token)  # also runs setup_hook: the one command sync
             # Read before any new interaction can add a job of its own.
-            left = await self.runtime.service.jobs.pending(PLATFORM)
+            left = await self.runtime.runner.left_over(PLATFORM)
             self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-bot")
             await self._wait_ready(client, self._task)
             self._resumed = resume_jobs(client, client.converter, client.titles, left)

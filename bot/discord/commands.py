@@ -25,7 +25,7 @@ STATS_DAYS = 30
 
 def style_titles(runtime: Runtime) -> dict[str, str]:
     """Installed scene styles, name -> title, in the registry's order."""
-    return {spec.name: spec.title for spec in runtime.engine.registry.scene_styles()}
+    return runtime.service.style_titles()
 
 
 def style_choices(titles: dict[str, str]) -> list[app_commands.Choice[str]]:
@@ -63,14 +63,14 @@ async def run_anime(
         return
     thinking_id = await defer_public(interaction)
     options = {"command": "anime", "style": style, "faces": faces, "side_by_side": side_by_side}
-    job_id = await accept(converter.service, interaction, lang, thinking_id, [image], options)
+    job = await accept(converter.runner, interaction, lang, thinking_id, [image], options)
     followup = Followup.live(interaction, thinking_id)
     await run_durably(
-        converter.service,
+        converter.runner,
         followup,
         lang,
-        job_id,
-        lambda: anime(converter, titles, followup, origin, image, lang, options),
+        job,
+        lambda: anime(converter, titles, followup, origin, image, lang, options, job.request_id),
         interaction,
     )
 
@@ -83,12 +83,15 @@ async def anime(
     image: Source,
     lang: str,
     options: dict[str, Any],
+    request_id: str | None = None,
 ) -> None:
-    """Convert one picture and post it (after the deferral; also for a resumed job)."""
+    """Convert one picture and post it (after the deferral; also for a resumed job, under
+    the job's request id)."""
     try:
         done = await converter.convert(
             origin,
             image,
+            request_id=request_id,
             lang=lang,
             style=options.get("style"),
             faces=options.get("faces"),
@@ -104,7 +107,7 @@ async def anime(
     try:
         await followup.send(embed=embed, files=[done.file.to_discord()])
     except discord.HTTPException as exc:
-        await converter.delivery_failed(origin, exc, done.reply.request_id)
+        await converter.delivery_failed(done, exc)
         await followup.error(t("dc.error.upload", lang))
 
 

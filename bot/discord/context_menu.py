@@ -46,17 +46,19 @@ async def run_menu(
     chosen = images[:MAX_IMAGES]
     thinking_id = await defer_public(interaction)
     skipped = {"skipped_over_limit": len(images) - len(chosen), "skipped_not_images": not_images}
-    job_id = await accept(
-        converter.service, interaction, lang, thinking_id, chosen, {"command": "menu"}, **skipped
+    job = await accept(
+        converter.runner, interaction, lang, thinking_id, chosen, {"command": "menu"}, **skipped
     )
     followup = Followup.live(interaction, thinking_id)
     origin = Origin.of(interaction)
     await run_durably(
-        converter.service,
+        converter.runner,
         followup,
         lang,
-        job_id,
-        lambda: menu(converter, titles, followup, origin, chosen, lang, **skipped),
+        job,
+        lambda: menu(
+            converter, titles, followup, origin, chosen, lang, key=job.request_id, **skipped
+        ),
         interaction,
     )
 
@@ -71,13 +73,20 @@ async def menu(
     *,
     skipped_over_limit: int,
     skipped_not_images: int,
+    key: str | None = None,
 ) -> None:
     """Convert the chosen pictures and post them together (after the deferral; also for a
-    resumed job)."""
+    resumed job). Each picture is a request of its own (`<key>-<n>`: its usage row)."""
     started = time.perf_counter()
     results = await asyncio.gather(
         *(
-            converter.convert(origin, a, lang=lang, name=f"anime-{i}-{safe_stem(a.filename)}")
+            converter.convert(
+                origin,
+                a,
+                lang=lang,
+                name=f"anime-{i}-{safe_stem(a.filename)}",
+                request_id=None if key is None else f"{key[:16]}-{i}",
+            )
             for i, a in enumerate(chosen, 1)
         ),
         return_exceptions=True,
@@ -112,7 +121,7 @@ async def menu(
     embed = menu_embed(outcome, lang, [style_label(d.reply.style, lang, titles) for d in done])
     # One message with every result, or several when together they exceed the upload limit.
     groups = pack(outcome.files, origin.filesize_limit)
-    by_file = {d.file.filename: d.reply.request_id for d in done}
+    by_file = {d.file.filename: d for d in done}
     for index, group in enumerate(groups):
         try:
             await followup.send(
@@ -120,7 +129,7 @@ async def menu(
             )
         except discord.HTTPException as exc:
             for f in group:
-                await converter.delivery_failed(origin, exc, by_file[f.filename])
+                await converter.delivery_failed(by_file[f.filename], exc)
             await followup.error(t("dc.error.upload", lang))
             return
 

@@ -1,34 +1,36 @@
-"""One attachment in, one upload-ready result out: size check, download, convert, fit.
+"""One attachment in, one upload-ready result out, through the job runner's worker half.
 
 Shared by /anime and the Anime-fy context menu, live or resumed after a restart (bot/discord/
 jobs.py): a conversion needs only an `Origin` (who asked, where, the upload limit) and an
-attachment-like `Source` (a live `discord.Attachment`, or one a durable job stored). Every
-failure comes back as `ConversionFailed` carrying a translated sentence (never exception
-text) and the error code; each request leaves one usage row (the service writes it for
-conversions; failures before or after the service are recorded with `record_failure`).
+attachment-like `Source` (a live `discord.Attachment`, or one a durable job stored). The
+runner checks the size, downloads, converts (encoded once to fit the upload limit) and writes
+the photo's one usage row; a failed upload updates that row. Every failure comes back as
+`ConversionFailed` carrying a translated sentence (never exception text) and the error code.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import PurePath
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 import discord
 
 from bot.discord.progress import waiting_notice
-from bot.discord.render import OutFile, fit_file
+from bot.discord.render import OutFile
 from core.errors import AnimeBotError, ImageTooLarge
 from i18n import error_message, t
-from service.convert import ConversionReply, ConversionRequest
+from service.convert import ConversionReply
+from service.lifecycle import DownloadFailed, FetchFailed, Job, OutletLimits
 from service.runtime import Runtime
 
 log = logging.getLogger("animebot.discord")
 
 PLATFORM = "discord"
+ATTACHMENT = "discord_attachment"  # a job's source kind
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff"}
 )
@@ -49,6 +51,9 @@ class Source(Protocol):
 
     @property
     def filename(self) -> str: ...
+
+    @property
+    def url(self) -> str: ...
 
     @property
     def size(self) -> int: ...
@@ -81,6 +86,7 @@ class Origin:
 class Converted:
     reply: ConversionReply
     file: OutFile
+    job: Job  # the photo's job (its request id keys its usage row)
 
 
 def chat_id(interaction: discord.Interaction[discord.Client]) -> int | None:
@@ -100,12 +106,29 @@ def safe_stem(filename: str, fallback: str = "image") -> str:
     return stem[:40] or fallback
 
 
+def request_job(origin: Origin, lang: str, request_id: str | None = None) -> Job:
+    """A Discord request as the job runner knows it (its source and options come later)."""
+    job = Job(
+        platform=PLATFORM,
+        user_id=str(origin.user_id),
+        chat_id=None if origin.chat_id is None else str(origin.chat_id),
+        lang=lang,
+        source={"kind": ATTACHMENT},
+        outlet={"kind": PLATFORM},
+        durable=False,  # the interaction's job row is kept by bot/discord/jobs.py
+    )
+    return job if request_id is None else replace(job, request_id=request_id)
+
+
 class Converter:
-    """Converts Discord attachments through the one ConversionService of the process."""
+    """Converts Discord attachments through the process's job runner (its worker half: the
+    size check, the download, the conversion encoded once to fit the upload limit, and one
+    usage row per photo); the front end posts the results."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.service = runtime.service
+        self.runner = runtime.runner
 
     @property
     def max_upload_bytes(self) -> int:
@@ -116,12 +139,9 @@ class Converter:
 
     async def refuse_too_large(self, origin: Origin, lang: str) -> str:
         """Record the refusal (a usage row) and return the translated reason."""
-        await self.service.record_failure(
-            PLATFORM, origin.user_id, ImageTooLarge.code, chat_id=origin.chat_id
-        )
-        return error_message(
-            ImageTooLarge("attachment too large", limit=self.max_upload_bytes), lang
-        )
+        error = ImageTooLarge("attachment too large", limit=self.max_upload_bytes)
+        await self.runner.refuse(request_job(origin, lang), error)
+        return error_message(error, lang)
 
     async def convert(
         self,
@@ -133,61 +153,49 @@ class Converter:
         faces: bool | None = None,
         side_by_side: bool = False,
         name: str | None = None,
+        request_id: str | None = None,
     ) -> Converted:
-        """Download, convert and fit `attachment` to the origin's upload limit."""
-        user_id, chat = origin.user_id, origin.chat_id
-        if self.too_large(attachment):
-            raise ConversionFailed(await self.refuse_too_large(origin, lang), ImageTooLarge.code)
-        try:
-            # Shutting down: refused (and recorded) before spending a download on it.
-            await self.service.check_open(PLATFORM, user_id, chat_id=chat)
-        except AnimeBotError as exc:
-            raise ConversionFailed(error_message(exc, lang), exc.code) from exc
-        try:
-            data = await attachment.read()
-        except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
-            log.warning("attachment download failed: %s", type(exc).__name__)
-            await self.service.record_failure(PLATFORM, user_id, "download_failed", chat_id=chat)
-            raise ConversionFailed(t("dc.error.download", lang)) from exc
-        request = ConversionRequest(
-            platform=PLATFORM,
-            user_id=user_id,
-            chat_id=chat,
-            image=data,
-            style=style,
-            faces=faces,
-            side_by_side=side_by_side,
-            fmt="jpeg",  # small uploads; an image with real transparency still comes back PNG
-            is_admin=self.service.is_admin(PLATFORM, user_id),
-            on_progress=(  # place in the queue
-                None
-                if origin.interaction is None
-                else waiting_notice(origin.interaction, lang).reporter()
-            ),
+        """Download and convert `attachment`, encoded to fit the origin's upload limit."""
+        job = replace(
+            request_job(origin, lang, request_id),
+            source={"kind": ATTACHMENT, "url": attachment.url, "size": attachment.size},
+            options={
+                "style": style,
+                "faces": faces,
+                "side_by_side": side_by_side,
+                "fmt": "jpeg",  # small uploads; real transparency still comes back PNG
+            },
+        )
+        progress = (
+            None
+            if origin.interaction is None
+            else waiting_notice(origin.interaction, lang).reporter()
         )
         try:
-            reply = await self.service.convert(request)
+            reply = await self.runner.convert(
+                job, OutletLimits(max_bytes=origin.filesize_limit), progress
+            )
+        except DownloadFailed as exc:
+            raise ConversionFailed(t("dc.error.download", lang), exc.code) from exc
         except AnimeBotError as exc:
             # Internal errors were logged by the service with this request id (the reference
             # the message shows); the others are the person's input or our limits.
-            log.info("request %s: %s", request.request_id, exc.code)
+            log.info("request %s: %s", job.request_id, exc.code)
             raise ConversionFailed(error_message(exc, lang), exc.code) from exc
+        if len(reply.data) > origin.filesize_limit:  # not even a small JPEG fits
+            log.info(
+                "request %s: result cannot fit %d bytes", job.request_id, origin.filesize_limit
+            )
+            await self.runner.delivery_failed(job, "result_too_large")
+            raise ConversionFailed(t("dc.error.result_too_large", lang))
+        recompressed = "recompressed" in reply.notes
         stem = f"anime-{reply.style}" if name is None else name
-        out = await fit_file(
+        out = OutFile(
             reply.data,
-            origin.filesize_limit,
-            stem=stem,
-            ext=reply.ext,
+            f"{stem}.{reply.ext}",
+            recompressed=recompressed,
             spoiler=attachment.is_spoiler(),
         )
-        if out is None:
-            log.info(
-                "request %s: result cannot fit %d bytes", reply.request_id, origin.filesize_limit
-            )
-            await self.service.record_failure(
-                PLATFORM, user_id, "result_too_large", chat_id=chat, request_id=reply.request_id
-            )
-            raise ConversionFailed(t("dc.error.result_too_large", lang))
         log.info(
             "request %s: %s %dx%d in %.0f ms%s",
             reply.request_id,
@@ -195,19 +203,27 @@ class Converter:
             reply.width,
             reply.height,
             reply.total_ms,
-            " (recompressed)" if out.recompressed else "",
+            " (recompressed)" if recompressed else "",
         )
-        return Converted(reply, out)
+        return Converted(reply, out, job)
 
-    async def delivery_failed(
-        self, origin: Origin, exc: discord.HTTPException, request_id: str | None
-    ) -> None:
-        """Discord refused the upload: log it and record it (a usage row)."""
-        log.warning("request %s: Discord refused the result (HTTP %s)", request_id, exc.status)
-        await self.service.record_failure(
-            PLATFORM,
-            origin.user_id,
-            "delivery_failed",
-            chat_id=origin.chat_id,
-            request_id=request_id,
+    async def delivery_failed(self, done: Converted, exc: discord.HTTPException) -> None:
+        """Discord refused the upload: log it, and the photo's usage row says so."""
+        log.warning(
+            "request %s: Discord refused the result (HTTP %s)", done.job.request_id, exc.status
         )
+        await self.runner.delivery_failed(done.job, "delivery_failed")
+
+    def register(self, http: Any) -> None:
+        """The runner fetches Discord attachments from the CDN by URL, with this client's
+        HTTP session (all a worker process needs)."""
+
+        async def fetch(job: Job) -> bytes:
+            try:
+                data: bytes = await http.get_from_cdn(str(job.source["url"]))
+            except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.warning("attachment download failed: %s", type(exc).__name__)
+                raise FetchFailed("download_failed", type(exc).__name__) from exc
+            return data
+
+        self.runner.fetchers.register(ATTACHMENT, fetch)

@@ -23,9 +23,9 @@ import discord
 from bot.discord.conversion import PLATFORM, chat_id
 from bot.discord.respond import Followup
 from i18n import error_message, t
-from service.convert import ConversionService
 from service.errors import ShuttingDown
 from service.jobs import to_the_end
+from service.lifecycle import Job, JobRunner
 
 log = logging.getLogger("animebot.discord")
 
@@ -89,38 +89,39 @@ class StoredAttachment:
 
 
 async def accept(
-    service: ConversionService,
+    runner: JobRunner,
     interaction: discord.Interaction[discord.Client],
     lang: str,
     thinking_id: int | None,
     attachments: Sequence[discord.Attachment],
     options: dict[str, Any],
     **source: Any,
-) -> str | None:
-    """Store the deferred interaction as a job; its id, or None when it could not be stored."""
-    job = await service.jobs.accept(
-        PLATFORM,
-        interaction.user.id,
-        lang,
-        key=service.jobs.key(PLATFORM, str(interaction.id)),
-        chat_id=chat_id(interaction),
+) -> Job:
+    """Store the deferred interaction as a job (`durable` False when it could not be)."""
+    job = Job(
+        platform=PLATFORM,
+        user_id=str(interaction.user.id),
+        chat_id=None if (chat := chat_id(interaction)) is None else str(chat),
+        lang=lang,
+        request_id=runner.job_key(PLATFORM, str(interaction.id)),
         source={"attachments": [StoredAttachment.of(a).to_dict() for a in attachments], **source},
         options=options,
-        reply={
+        outlet={
+            "kind": PLATFORM,
             "application_id": interaction.application_id,
             "token": interaction.token,
             "thinking_id": thinking_id,
             "filesize_limit": interaction.filesize_limit,
         },
     )
-    return None if job is None else job.id
+    return await runner.store(job)
 
 
 async def run_durably(
-    service: ConversionService,
+    runner: JobRunner,
     followup: Followup,
     lang: str,
-    job_id: str | None,
+    job: Job | None,
     work: Callable[[], Awaitable[None]],
     interaction: discord.Interaction[discord.Client] | None = None,
 ) -> None:
@@ -129,31 +130,32 @@ async def run_durably(
     try:
         await work()
     except PutOff:
-        await _put_off(service, followup, lang, job_id, interaction)
+        await _put_off(runner, followup, lang, job, interaction)
         return
     except asyncio.CancelledError:
         if followup.answered:  # a result (or its reason) is out: done, not to be run again
-            if job_id is not None:
-                await to_the_end(service.jobs.finish(job_id))
+            if job is not None:
+                await to_the_end(runner.finish(job))
         else:
-            await _put_off(service, followup, lang, job_id, interaction)
+            await _put_off(runner, followup, lang, job, interaction)
         raise
     except Exception:
-        if job_id is not None:  # a bug: the error handler answers; do not repeat it forever
-            await service.jobs.finish(job_id)
+        if job is not None:  # a bug: the error handler answers; do not repeat it forever
+            await runner.finish(job)
         raise
-    if job_id is not None:
-        await service.jobs.finish(job_id)
+    if job is not None:
+        await runner.finish(job)
 
 
 async def _put_off(
-    service: ConversionService,
+    runner: JobRunner,
     followup: Followup,
     lang: str,
-    job_id: str | None,
+    job: Job | None,
     interaction: discord.Interaction[discord.Client] | None,
 ) -> None:
-    if job_id is not None:
+    durable = job is not None and job.durable
+    if durable:
         text = t("job.deferred_interaction", lang)
     else:
         text = error_message(ShuttingDown("shutting down"), lang)
@@ -163,7 +165,8 @@ async def _put_off(
         async with asyncio.timeout(NOTICE_S):
             await followup.error(text)
     except (TimeoutError, discord.HTTPException) as exc:
-        log.info("job %s: could not tell the person about the restart (%r)", job_id, exc)
-    if job_id is not None:
+        ref = None if job is None else job.request_id
+        log.info("job %s: could not tell the person about the restart (%r)", ref, exc)
+    if job is not None and durable:
         thinking = followup.thinking_id if followup.thinking else None
-        await to_the_end(service.jobs.defer(job_id, thinking_id=thinking))
+        await to_the_end(runner.defer(job, thinking_id=thinking))

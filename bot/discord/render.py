@@ -18,7 +18,7 @@ from core.errors import AnimeBotError
 from core.imageio import decode, encode, resize_max_side
 from i18n import catalogue, note_message, t
 from service.convert import ConversionReply
-from storage import StatsSummary
+from service.summary import StatsSummary
 
 COLOUR = discord.Colour(0xE86A92)
 MAX_FILES_PER_MESSAGE = 10  # Discord's limit of attachments on one message

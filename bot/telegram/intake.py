@@ -5,7 +5,7 @@ once the webhook call that carried it is answered 200. The seed confirmed update
 they were fetched, so a crash lost every photo that had not been answered yet. Here:
 
 - `Intake` keeps the ids of updates fetched but not yet taken in. A handler that makes a job
-  *takes it in* once the job row is committed (`service.jobs.accept`); every other handler
+  *takes it in* once the job row is committed (`JobRunner.accept`); every other handler
   at its start; `IntakeApplication` for any update once its handlers are done (updates no
   handler wanted included).
 - `IntakeBot.get_updates` waits until every update below the offset it is about to confirm

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from i18n import LANGUAGES, catalogue, note_message, t
 from service.convert import ConversionReply
-from storage import StatsSummary
+from service.summary import StatsSummary
 
 # Commands in the menu, in order; /stats (admins only) and /anime (a reply) are left out of
 # the menu to keep it short for everyone, but /help mentions /anime.

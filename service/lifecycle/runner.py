@@ -19,13 +19,21 @@ from typing import Any
 
 from core.errors import AnimeBotError, ImageTooLarge
 from service.convert import ConversionReply, ConversionRequest, ConversionService
-from service.errors import InternalError, ShuttingDown
-from service.fairqueue import RESTART_RETRY_S, QueueStatus
+from service.errors import InternalError, Refusal, ShuttingDown
+from service.fairqueue import RESTART_RETRY_S, ProgressCallback, QueueStatus
 from service.jobs import MAX_AGE_S, MAX_ATTEMPTS, AlreadyAccepted, to_the_end
 from service.lifecycle.dispatch import Dispatcher, LocalDispatcher
 from service.lifecycle.job import Job
-from service.lifecycle.outlet import DeliveryFailed, Fetchers, FetchFailed, Outlet, Outlets
+from service.lifecycle.outlet import (
+    DeliveryFailed,
+    Fetchers,
+    FetchFailed,
+    Outlet,
+    OutletLimits,
+    Outlets,
+)
 from storage import PendingJob
+from storage.clock import now_ms
 
 log = logging.getLogger("animebot.lifecycle")
 
@@ -183,7 +191,10 @@ class JobRunner:
             await self._refuse(job, outlet, exc)
             return None
         try:
-            reply = await self.service.convert(self.request(job, image, outlet))
+            request = self.request(
+                job, image, outlet.limits, lambda status: self._progress(job, outlet, status)
+            )
+            reply = await self.service.convert(request)
         except ShuttingDown:  # turned away while waiting in the queue (recorded)
             if job.durable:
                 raise _PutOff from None
@@ -203,9 +214,78 @@ class JobRunner:
             return None
         return reply
 
-    def request(self, job: Job, image: bytes | None, outlet: Outlet) -> ConversionRequest:
-        """The service's request for this job, encoded for this outlet's limits."""
-        limits = outlet.limits
+    async def convert(
+        self,
+        job: Job,
+        limits: OutletLimits,
+        on_progress: ProgressCallback | None = None,
+    ) -> ConversionReply:
+        """The worker half without the delivery, for a front end that posts several results
+        in one answer (Discord's Anime-fy: one job per photo, one message for all). The same
+        checks, fetch and conversion as `execute`, and the same one usage row: a refusal or
+        failure is recorded, then raised (AnimeBotError). Tracked like any job, so a drain
+        waits for it."""
+        task = asyncio.current_task()
+        if task is not None:
+            self._running[task] = job.platform
+        try:
+            return await self._convert_only(job, limits, on_progress)
+        finally:
+            if task is not None:
+                self._running.pop(task, None)
+
+    async def _convert_only(
+        self, job: Job, limits: OutletLimits, on_progress: ProgressCallback | None
+    ) -> ConversionReply:
+        job = replace(job, admin=self.is_admin(job.platform, job.user_id))
+        try:
+            if self.service.closing:  # before spending a download on it
+                raise ShuttingDown("shutting down", RESTART_RETRY_S)
+            limit = self.upload_limit(job)
+            size = job.source.get("size")
+            if isinstance(size, int) and size > limit:
+                raise ImageTooLarge("upload too large", limit=limit)
+            image = await self._fetch(job)
+        except AnimeBotError as exc:
+            status = "refused" if isinstance(exc, ShuttingDown) else "error"
+            await self._record(job, status, exc.code)
+            raise
+        request = self.request(job, image, limits, on_progress)
+        return await self.service.convert(request)  # records its own row
+
+    async def delivery_failed(self, job: Job, kind: str) -> None:
+        """The result of `convert` could not be posted: its usage row says so (updated)."""
+        await self.service.update_outcome(job.platform, job.request_id, "error", kind)
+
+    async def refuse(self, job: Job, error: AnimeBotError) -> None:
+        """A request turned away before it became a job the front end runs (a too-large
+        attachment answered at once, a conversion asked for while stopping): its one row."""
+        status = "refused" if isinstance(error, Refusal) else "error"
+        await self._record(job, status, error.code)
+
+    async def store(self, job: Job) -> Job:
+        """Keep the job in the durable table (when it asks to be); `durable` says whether it
+        is. AlreadyAccepted when the platform delivered it again."""
+        return await self._store(job) if job.durable else job
+
+    async def finish(self, job: Job) -> None:
+        """Answered: the durable row goes."""
+        if job.durable:
+            await self.service.jobs.finish(job.request_id)
+
+    async def defer(self, job: Job, **outlet_changes: Any) -> None:
+        """Put off by a shutdown: kept for the next start (this attempt does not count)."""
+        if job.durable:
+            await self.service.jobs.defer(job.request_id, **outlet_changes)
+
+    def request(
+        self,
+        job: Job,
+        image: bytes | None,
+        limits: OutletLimits,
+        on_progress: ProgressCallback | None = None,
+    ) -> ConversionRequest:
+        """The service's request for this job, encoded for the outlet's limits."""
         fmt = str(job.option("fmt") or "jpeg")
         if fmt not in limits.formats:
             fmt = limits.formats[0]
@@ -223,7 +303,7 @@ class JobRunner:
             max_bytes=limits.max_bytes,
             is_admin=job.admin,
             keep_input=bool(job.option("keep_input", True)),
-            on_progress=lambda status: self._progress(job, outlet, status),
+            on_progress=on_progress,
             request_id=job.request_id,
         )
 
@@ -308,47 +388,57 @@ class JobRunner:
 
     # -- after a restart -------------------------------------------------------------------------
 
-    async def left_over(self, platform: str) -> list[PendingJob]:
-        """The jobs of `platform` an earlier process left (read before new ones arrive)."""
-        return await self.service.jobs.pending(platform)
+    async def left_over(self, platform: str) -> list[Job]:
+        """The jobs of `platform` an earlier process left (read before new ones arrive),
+        rows of an earlier version upgraded."""
+        jobs = [job_from_pending(p) for p in await self.service.jobs.pending(platform)]
+        upgrade = self.upgrades.get(platform)
+        return jobs if upgrade is None else [upgrade(job) for job in jobs]
 
-    async def resume(
-        self, left: list[PendingJob], *, answerable_s: float | None = None
-    ) -> list[Job]:
-        """Dispatch again the jobs an earlier process left. One older than `answerable_s`
-        (the platform can no longer answer it: a Discord interaction token) is dropped as
-        "expired"; one tried MAX_ATTEMPTS times, or older than a day, is given up ("gave_up",
-        the person told once). Returns the jobs dispatched."""
+    def end_of(self, job: Job, *, answerable_s: float | None = None) -> AnimeBotError | None:
+        """Why a job left by an earlier process is not run again, if it is not: older than
+        `answerable_s` (the platform can no longer answer it: a Discord interaction token),
+        tried MAX_ATTEMPTS times, or older than a day."""
+        age = (now_ms() - job.created_at) / 1000
+        if answerable_s is not None and age > answerable_s:
+            return Expired("too old to answer")
+        if job.attempts >= MAX_ATTEMPTS or age > MAX_AGE_S:
+            return GaveUp("given up")
+        return None
+
+    async def begin_attempt(self, job: Job) -> Job | None:
+        """Count one more attempt on a job left by an earlier process (None: it is gone)."""
+        attempts = await self.service.jobs.begin_attempt(job.request_id)
+        if attempts is None:
+            return None
+        return replace(job, attempts=attempts, admin=self.is_admin(job.platform, job.user_id))
+
+    async def resume(self, left: list[Job], *, answerable_s: float | None = None) -> list[Job]:
+        """Dispatch again the jobs an earlier process left (`left_over`); those past their
+        end (`end_of`) are given up instead: one row, the person told once through
+        `outlet.fail`. Returns the jobs dispatched."""
         resumed = []
-        for pending in left:
-            job = job_from_pending(pending)
-            if (upgrade := self.upgrades.get(job.platform)) is not None:
-                job = upgrade(job)
-            age = pending.age_s()
-            end: AnimeBotError | None = None
-            if answerable_s is not None and age > answerable_s:
-                end = Expired("too old to answer")
-            elif pending.attempts >= MAX_ATTEMPTS or age > MAX_AGE_S:
-                end = GaveUp("given up")
+        for job in left:
+            end = self.end_of(job, answerable_s=answerable_s)
             if end is not None:
-                task = asyncio.create_task(self._give_up(job, end), name="job-give-up")
+                task = asyncio.create_task(self.give_up(job, end), name="job-give-up")
                 self.track(task, job.platform)
                 continue
-            attempts = await self.service.jobs.begin_attempt(pending)
-            if attempts is None:
+            again = await self.begin_attempt(job)
+            if again is None:
                 continue
-            job = replace(job, attempts=attempts, admin=self.is_admin(job.platform, job.user_id))
-            await self.dispatcher.dispatch(job)
-            resumed.append(job)
+            await self.dispatcher.dispatch(again)
+            resumed.append(again)
         if resumed:
             log.info("resuming %d job(s) left by the previous run", len(resumed))
         return resumed
 
-    async def _give_up(self, job: Job, end: AnimeBotError) -> None:
+    async def give_up(self, job: Job, end: AnimeBotError) -> None:
         log.warning("job %s: %s after %d attempt(s)", job.request_id, end.code, job.attempts)
         await self._record(job, "error", end.code)
         try:
-            await self._tell(job, self.outlets.outlet_for(job), end)
+            if job.outlet_kind in self.outlets.kinds():
+                await self._tell(job, self.outlets.outlet_for(job), end)
         finally:
             await self.service.jobs.finish(job.request_id)
 
