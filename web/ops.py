@@ -78,7 +78,7 @@ class OpsServer:
         return response
 
     async def _db(self) -> bool:
-        await self.runtime.db.schema_version()
+        await self.runtime.service.check_storage()
         return True
 
     async def metrics_page(self, request: web.Request) -> web.Response:
