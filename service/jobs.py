@@ -82,6 +82,11 @@ class JobStore:
             raise AlreadyAccepted(job.id)
         return job
 
+    async def get(self, job_id: str) -> PendingJob | None:
+        """The pending row of `job_id`, None once it was finished; raises when storage does
+        not answer (the caller decides: a worker runs the job anyway)."""
+        return await self.db.jobs.get(job_id)
+
     async def pending(self, platform: str) -> list[PendingJob]:
         try:
             return await self.db.jobs.pending(platform)

@@ -51,6 +51,8 @@ WEB = "web"
 DURABLE_PLATFORMS = ("telegram", "discord")
 UNAVAILABLE_RETRY_S = 10.0
 SWEEP_EVERY_S = 1.0
+POSITION_EVERY_S = 2.0
+MAX_WATCHED = 1000  # jobs whose position a front end keeps showing
 
 WebDelivery = Callable[[str, ConversionReply | AnimeBotError], None]
 
@@ -74,6 +76,7 @@ class FrontDispatcher(RedisDispatcher):
     front_id: str = ""
     blobs: RedisBlobs
     web_waiting: dict[str, float]  # web jobs of this front end not answered yet: since when
+    positions: PositionNotices
 
     async def dispatch(self, job: QueuedJob) -> None:
         assert isinstance(job, Job)
@@ -86,6 +89,7 @@ class FrontDispatcher(RedisDispatcher):
             return
         if job.durable:
             await super().dispatch(job)
+            await self.positions.watch(job)
             return
         try:
             await self.dispatch_payload(job.request_id, job.to_dict())
@@ -120,6 +124,7 @@ class QueueFront:
         dispatcher.front_id = self.front_id
         dispatcher.blobs = RedisBlobs(dispatcher.redis, self.config)
         dispatcher.web_waiting = {}
+        dispatcher.positions = PositionNotices(dispatcher, self.runner)
         self.dispatcher = dispatcher
         self.results = WebResults(dispatcher.redis, self.config, self.front_id)
         self.results.on_result = self._on_web_result
@@ -171,6 +176,8 @@ class QueueFront:
         return jobs
 
     async def stop(self) -> None:
+        if self.dispatcher is not None:
+            await self.dispatcher.positions.stop()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,6 +186,55 @@ class QueueFront:
             await self.results.stop()
         if self.dispatcher is not None:
             await self.dispatcher.close()
+
+
+class PositionNotices:
+    """Queue position and ETA from the shared queue, shown by the front end that accepted the
+    job until a worker starts it (the worker's outlet then takes over the status message,
+    whose id the outlet keeps in the durable row)."""
+
+    def __init__(self, dispatcher: RedisDispatcher, runner: JobRunner) -> None:
+        self.dispatcher, self.runner = dispatcher, runner
+        self._waiting: dict[str, tuple[Job, Outlet, int]] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def watch(self, job: Job) -> None:
+        try:
+            ahead, eta = await self.dispatcher.position(job)
+            if ahead <= 0 or len(self._waiting) >= MAX_WATCHED:
+                return
+            outlet = self.runner.outlets.outlet_for(job)
+            await outlet.notify(job, QueueStatus(ahead, eta or 0.0))
+        except Exception:  # a position message is worth no failure
+            log.warning("job %s: no queue position message", job.request_id, exc_info=True)
+            return
+        self._waiting[job.request_id] = (job, outlet, ahead)
+        if self._task is None:
+            self._task = asyncio.create_task(self._loop(), name="animebot-queue-positions")
+
+    async def _loop(self) -> None:
+        while self._waiting:
+            await asyncio.sleep(POSITION_EVERY_S)
+            for request_id, (job, outlet, shown) in list(self._waiting.items()):
+                try:
+                    ahead, eta = await self.dispatcher.position(job)
+                    if ahead <= 0:  # started (or about to): the worker's outlet goes on
+                        del self._waiting[request_id]
+                    elif ahead != shown:
+                        await outlet.notify(job, QueueStatus(ahead, eta or 0.0))
+                        self._waiting[request_id] = (job, outlet, ahead)
+                except Exception:
+                    log.warning("job %s: position update failed", request_id, exc_info=True)
+                    self._waiting.pop(request_id, None)
+        self._task = None
+
+    async def stop(self) -> None:
+        self._waiting.clear()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
 class OnceOutlet:
@@ -275,9 +331,21 @@ class RunnerExecutor:
         self.runner = runner
 
     async def execute(self, payload: dict[str, Any], run: Run) -> None:
+        job = replace(Job.from_dict(payload), attempts=run.attempt)
+        if job.durable:
+            try:
+                row = await self.runner.service.jobs.get(job.request_id)
+            except Exception:  # storage away: run it as queued (the ledger still guards)
+                log.warning("job %s: durable row unreadable; running as queued", job.request_id)
+            else:
+                if row is None:  # finished by an earlier run (answered): nothing to do
+                    log.info("job %s: already answered", job.request_id)
+                    return
+                # What the front end learnt since (its queue-position message) is in the row.
+                job = job.with_outlet(**row.reply)
         token = _current_run.set(run)
         try:
-            await self.runner.execute(replace(Job.from_dict(payload), attempts=run.attempt))
+            await self.runner.execute(job)
         finally:
             _current_run.reset(token)
 

@@ -201,6 +201,20 @@ async def test_telegram_photos_through_front_end_and_workers_with_a_sigkill(
                     await asyncio.sleep(0.1)  # replies from other processes
             counts = replies()
             assert [m for m in asked if counts[m] != 1] == []  # 0 lost, 0 answered twice
+            # Positions came from the shared queue (the front end's status messages), and
+            # each status message went away with its job's answer.
+            queued = [
+                c
+                for c in api.calls_to("sendMessage")
+                if c.ok and "in the queue" in str(c.params.get("text"))
+            ]
+            assert queued
+            async with asyncio.timeout(30):
+                while any(  # noqa: ASYNC110 (other processes tidy up)
+                    api.message(c.chat_id, c.result["message_id"]) is not None  # type: ignore[arg-type]
+                    for c in queued
+                ):
+                    await asyncio.sleep(0.1)
     finally:
         codes = [p.stop() for p in procs]
     assert codes == [0, -signal.SIGKILL, 0]
