@@ -233,6 +233,7 @@ async def test_redis_restarted_empty_mid_burst_loses_nothing(
             twice = [m for m in asked if counts[m] > 1]
             # Only a job in the middle of its delivery when Redis lost the ledger can be
             # answered twice; with one job per worker that is at most one per worker.
+            print(f"Redis emptied mid-burst: {len(asked)} asked, 0 lost, {len(twice)} twice")
             assert len(twice) <= len(children), twice
             await until(lambda: not any(c.mid_job for c in children), 30, "workers idle")
             assert await store.pending("telegram") == []
