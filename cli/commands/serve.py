@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     configure_logging(settings.log_level)
     try:
-        bots = bot_classes(settings, BOT_WORKER_OUTLETS if role == "worker" else BOT_FRONT_ENDS)
+        bots = bot_classes(settings, BOT_WORKER_OUTLETS if role == "worker" else None)
     except StartupError as exc:
         print(f"animebot serve: {exc}", file=sys.stderr)
         return 2
@@ -136,11 +136,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def bot_classes(
-    settings: Settings, kinds: tuple[tuple[str, str, str, str], ...] = BOT_FRONT_ENDS
+    settings: Settings, kinds: tuple[tuple[str, str, str, str], ...] | None = None
 ) -> list[tuple[str, FrontEndFactory]]:
-    """The bot front ends whose tokens are set, imported now so a missing one fails at once."""
+    """The bot front ends whose tokens are set (or `kinds`: a worker's outlets), imported now
+    so a missing one fails at once."""
     found: list[tuple[str, FrontEndFactory]] = []
-    for attr, env, module_name, class_name in kinds:
+    for attr, env, module_name, class_name in BOT_FRONT_ENDS if kinds is None else kinds:
         if not getattr(settings, attr):
             continue
         try:
@@ -201,8 +202,8 @@ async def serve(
                 code = await _start_queue(queue.start_workers)
             if code == 0:
                 log.info(
-                    "animebot is serving (%s): %s (front ends: %s)",
-                    role,
+                    "animebot is serving%s: open %s (front ends: %s)",
+                    f" as {role} on the shared queue" if queue is not None else "",
                     web.url if web else "-",
                     ", ".join(name for name, _ in started),
                 )
