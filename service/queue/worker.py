@@ -134,6 +134,9 @@ class QueueWorker:
             except (RedisError, OSError) as exc:
                 log.warning("worker %s: Redis unreachable (%s); retrying", self.worker_id, exc)
                 await asyncio.sleep(RECONNECT_S)
+            except Exception:  # arq tripped over state a Redis restart left: never stop pulling
+                log.exception("worker %s: the queue loop failed; starting it again", self.worker_id)
+                await asyncio.sleep(RECONNECT_S)
 
     async def _run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         job_id: str = ctx["job_id"]

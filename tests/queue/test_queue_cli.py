@@ -69,12 +69,12 @@ async def ready(session: aiohttp.ClientSession, url: str, within_s: float = 120)
             await asyncio.sleep(0.2)  # another process is starting: nothing to await
 
 
-async def gauges(session: aiohttp.ClientSession, base: str, expected: str) -> str:
+async def gauges(session: aiohttp.ClientSession, base: str, expected: tuple[str, ...]) -> str:
     async with asyncio.timeout(20):
         while True:
             async with session.get(f"{base}/metrics") as r:
                 text = await r.text()
-            if expected in text:
+            if all(line in text for line in expected):
                 return text
             await asyncio.sleep(0.2)  # another process's periodic refresh: nothing to await
 
@@ -126,8 +126,8 @@ async def test_front_end_and_two_workers_answer_every_web_photo(
             answers = await asyncio.gather(*(convert(p) for p in photos))
             assert answers == [(200, "image/jpeg")] * len(photos)
             # The gauges are refreshed every 2 s: wait for the values of now.
-            metrics = await gauges(session, front, "animebot_queue_workers 2.0")
-            assert "animebot_queue_depth 0.0" in metrics
+            expected = ("animebot_queue_workers 2.0", "animebot_queue_depth 0.0")
+            metrics = await gauges(session, front, expected)
             assert "animebot_queue_up 1.0" in metrics
             done = [await conversions(session, port) for port in ports]
             assert done[0] == 0  # the front end converts nothing itself

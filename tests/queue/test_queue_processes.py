@@ -46,8 +46,11 @@ BURST = 30
 class Child:
     """A worker process; its `start`/`end` lines are collected by a reader thread."""
 
-    def __init__(self, redis: RedisProcess, db: Path, api: TelegramStandIn) -> None:
+    def __init__(
+        self, redis: RedisProcess, db: Path, api: TelegramStandIn, stall_at: int = 0
+    ) -> None:
         args = [redis.url, str(db), api.base_url, api.base_file_url, api.token, "1"]
+        args.append(str(stall_at))
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "tests.queue.worker_child", *args],
             cwd=PROJECT_ROOT,
@@ -67,6 +70,10 @@ class Child:
     @property
     def ready(self) -> bool:
         return any(words[0] == "ready" for words in self.lines)
+
+    @property
+    def stalled(self) -> bool:
+        return any(words[0] == "stalled" for words in list(self.lines))
 
     @property
     def mid_job(self) -> bool:
@@ -175,8 +182,11 @@ async def until(condition: Any, within_s: float, what: str) -> None:
 
 
 @contextlib.contextmanager
-def workers(redis: RedisProcess, db: Path, api: TelegramStandIn) -> Iterator[list[Child]]:
-    children = [Child(redis, db, api) for _ in range(2)]
+def workers(
+    redis: RedisProcess, db: Path, api: TelegramStandIn, stall_at: int = 0
+) -> Iterator[list[Child]]:
+    """Two workers; with `stall_at`, the first one's Nth job never ends (until killed)."""
+    children = [Child(redis, db, api, stall_at), Child(redis, db, api)]
     try:
         yield children
     finally:
@@ -189,14 +199,10 @@ async def test_two_workers_answer_every_photo_once_and_survive_a_sigkill(
 ) -> None:
     db_path = tmp_path / "shared.sqlite3"
     async with front_end(redis_server, db_path) as (dispatcher, store):
-        with workers(redis_server, db_path, telegram_standin) as (victim, survivor):
+        with workers(redis_server, db_path, telegram_standin, stall_at=3) as (victim, survivor):
             await until(lambda: victim.ready and survivor.ready, 120, "both workers ready")
             asked = await send_burst(telegram_standin, dispatcher, store, BURST)
-            await until(
-                lambda: victim.mid_job and len(replies(telegram_standin)) >= 3,
-                60,
-                "the victim in the middle of a job",
-            )
+            await until(lambda: victim.stalled, 60, "the victim in the middle of a job")
             victim.proc.send_signal(signal.SIGKILL)
             victim.proc.wait(10)
             # The killed worker's job comes back after job_timeout_s + 10 s (arq's lease).

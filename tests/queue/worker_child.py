@@ -4,7 +4,8 @@ no running bot), convert it with the real engine, reply through the delivery led
 durable job row in the shared SQLite file. Prints `start ID` / `end ID` (flushed) so the parent
 knows when it is in the middle of a job.
 
-    python -m tests.queue.worker_child REDIS_URL DB_PATH BASE_URL BASE_FILE_URL TOKEN CONCURRENCY
+    python -m tests.queue.worker_child REDIS_URL DB_PATH BASE_URL BASE_FILE_URL TOKEN CONCURRENCY \
+        STALL_AT   (N > 0: the Nth job it starts never ends, so a kill lands in the middle of it)
 """
 
 from __future__ import annotations
@@ -26,12 +27,18 @@ from storage import Database
 
 
 class StandinExecutor:
-    def __init__(self, engine: Engine, bot: Bot, db: Database) -> None:
+    def __init__(self, engine: Engine, bot: Bot, db: Database, stall_at: int = 0) -> None:
         self.engine, self.bot, self.db = engine, bot, db
+        self.started = 0
+        self.stall_at = stall_at  # 0: never
 
     async def execute(self, payload: dict[str, Any], run: Run) -> None:
         job_id = payload["request_id"]
         print("start", job_id, run.attempt, flush=True)
+        self.started += 1
+        if self.started == self.stall_at:  # a job that never ends: the parent kills us in it
+            print("stalled", job_id, flush=True)
+            await asyncio.Event().wait()
         if await self.db.jobs.get(job_id) is None:  # finished by an earlier run
             print("end", job_id, flush=True)
             return
@@ -54,7 +61,7 @@ class StandinExecutor:
 
 
 async def main(argv: list[str]) -> None:
-    redis_url, db_path, base_url, base_file_url, token, concurrency = argv
+    redis_url, db_path, base_url, base_file_url, token, concurrency, stall_at = argv
     engine = Engine(Registry([WEIGHTS_DIR]), EngineConfig(workers=int(concurrency)))
     await engine.run_in_pool(engine.warm_up)
     db = await Database.open(Path(db_path))
@@ -62,7 +69,8 @@ async def main(argv: list[str]) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with Bot(token, base_url=base_url, base_file_url=base_file_url) as bot:
-        worker = QueueWorker(config, StandinExecutor(engine, bot, db), concurrency=int(concurrency))
+        executor = StandinExecutor(engine, bot, db, int(stall_at))
+        worker = QueueWorker(config, executor, concurrency=int(concurrency))
         await worker.start()
         print("ready", worker.worker_id, flush=True)
         await stop.wait()
