@@ -572,6 +572,20 @@ class ConversionService:
             )
             raise ShuttingDown("shutting down", retry_after_s=RESTART_RETRY_S)
 
+    async def keep_upload(self, platform: str, user_id: str | int, data: bytes) -> str:
+        """Put an upload in the shared input cache (bounded by the cache budget, deleted after
+        ANIMEBOT_INPUT_TTL_HOURS) so a worker on another machine can read it; its input key."""
+        input_key = f"up-{await _sha256(data)}"
+        await self.db.cache.put(
+            _input_cache_key(input_key),
+            data,
+            kind="input",
+            mime="application/octet-stream",
+            owner_hash=self.db.hash_id(platform, user_id),
+            meta={},
+        )
+        return input_key
+
     async def remember_handle(self, result_key: str, platform: str, handle: str) -> None:
         """Keep the platform's id of an uploaded result (Telegram file_id) for repeat replies."""
         await self.db.cache.set_handle(result_key, platform, handle)

@@ -80,10 +80,21 @@ class JobRunner:
             await self._refuse(job, outlet, ImageTooLarge("upload too large", limit=limit))
             return None
         if job.durable:
+            if job.upload is not None:  # the row cannot hold the bytes: the shared cache does
+                job = await self.stash_upload(job)
             job = await self._store(job)
         if dispatch:
             await self.dispatcher.dispatch(job)
         return job
+
+    async def stash_upload(self, job: Job) -> Job:
+        """The job with its upload moved into the shared input cache (source "cached"), for a
+        dispatcher that sends it to another process; the bytes never travel in the JSON."""
+        if job.upload is None:
+            return job
+        key = await self.service.keep_upload(job.platform, job.user_id, job.upload)
+        source = {"kind": "cached", "input_key": key, "size": len(job.upload)}
+        return replace(job, source=source, upload=None)
 
     async def reject(self, job: Job, error: AnimeBotError) -> None:
         """A request the front end could not even turn into a job (an empty or malformed
