@@ -23,7 +23,8 @@ from discord import app_commands
 from bot.discord.commands import add_commands, style_titles
 from bot.discord.context_menu import add_context_menu
 from bot.discord.conversion import PLATFORM, Converter, Origin, chat_id, request_job
-from bot.discord.jobs import ANSWERED, NOTICE_S
+from bot.discord.jobs import ANSWERED, NOTICE_S, RESUME_WITHIN_S
+from bot.discord.outlet import register as register_outlet
 from bot.discord.respond import send_error
 from bot.discord.resume import resume_jobs
 from bot.discord.translator import CatalogueTranslator, language
@@ -94,6 +95,8 @@ class AnimeClient(discord.Client):
         self.converter = converter = Converter(runtime)
         converter.register(self.http)  # the runner fetches attachments with this client
         self.titles = titles = style_titles(runtime)
+        # The runner answers /anime jobs through this client (bot/discord/outlet.py).
+        converter.live = register_outlet(runtime.runner, self, titles)
         add_commands(self.tree, runtime, converter)
         add_context_menu(self.tree, converter, titles)
 
@@ -181,7 +184,10 @@ class DiscordFrontEnd:
             left = await self.runtime.runner.left_over(PLATFORM)
             self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-bot")
             await self._wait_ready(client, self._task)
-            self._resumed = resume_jobs(client, client.converter, client.titles, left)
+            menus = [job for job in left if job.option("command") == "menu"]
+            others = [job for job in left if job.option("command") != "menu"]
+            self._resumed = resume_jobs(client, client.converter, client.titles, menus)
+            await self.runtime.runner.resume(others, answerable_s=RESUME_WITHIN_S)
         except DiscordStartError:
             await self._abort()
             raise
@@ -231,9 +237,14 @@ class DiscordFrontEnd:
         tree = client.tree
         tree.closing = True
         self.stopping.set()
-        service = self.runtime.service
+        service, runner = self.runtime.service, self.runtime.runner
         service.start_grace()  # the one grace period of the process starts (if not yet)
-        pending = {task for task in (*tree.inflight, *self._resumed) if not task.done()}
+
+        def running() -> set[asyncio.Task[Any]]:
+            tasks = {task for task in (*tree.inflight, *self._resumed) if not task.done()}
+            return tasks | runner.pending_tasks(PLATFORM)  # /anime jobs run in the runner
+
+        pending = running()
         if pending:
             log.info(
                 "stopping: waiting up to %.0f s for %d interaction(s)",
@@ -241,9 +252,14 @@ class DiscordFrontEnd:
                 len(pending),
             )
             _, pending = await asyncio.wait(pending, timeout=service.grace_left())
+        while not pending and (more := running()):  # accepted while the handlers ended
+            _, pending = await asyncio.wait(more, timeout=service.grace_left())
         if pending:
             service.end_grace()  # what still waits in the queue is put off
-            _, pending = await asyncio.wait(pending, timeout=service.final_left())
+            still = running()
+            pending = set()
+            if still:
+                _, pending = await asyncio.wait(still, timeout=service.final_left())
         if pending:
             log.warning("stopping: %d interaction(s) cut short", len(pending))
             await asyncio.gather(*(self._cut_short(tree, task) for task in pending))

@@ -129,6 +129,8 @@ class Converter:
         self.runtime = runtime
         self.service = runtime.service
         self.runner = runtime.runner
+        # request id -> the live interaction of an /anime job run here (bot/discord/outlet.py)
+        self.live: dict[str, discord.Interaction[Any]] = {}
 
     @property
     def max_upload_bytes(self) -> int:

@@ -88,6 +88,45 @@ class StoredAttachment:
         )
 
 
+def anime_job(
+    runner: JobRunner,
+    interaction: discord.Interaction[discord.Client],
+    lang: str,
+    thinking_id: int | None,
+    image: discord.Attachment,
+    options: dict[str, Any],
+) -> Job:
+    """A deferred `/anime` as a job the runner executes (bot/discord/outlet.py answers it)."""
+    return Job(
+        platform=PLATFORM,
+        user_id=str(interaction.user.id),
+        chat_id=None if (chat := chat_id(interaction)) is None else str(chat),
+        lang=lang,
+        request_id=runner.job_key(PLATFORM, str(interaction.id)),
+        source={
+            "kind": "discord_attachment",
+            "url": image.url,
+            "size": image.size,
+            "filename": image.filename,
+            "spoiler": image.is_spoiler(),
+        },
+        options={"command": "anime", **options, "fmt": "jpeg"},
+        outlet=_outlet(interaction, thinking_id),
+    )
+
+
+def _outlet(
+    interaction: discord.Interaction[discord.Client], thinking_id: int | None
+) -> dict[str, Any]:
+    return {
+        "kind": PLATFORM,
+        "application_id": interaction.application_id,
+        "token": interaction.token,
+        "thinking_id": thinking_id,
+        "filesize_limit": interaction.filesize_limit,
+    }
+
+
 async def accept(
     runner: JobRunner,
     interaction: discord.Interaction[discord.Client],
@@ -97,7 +136,8 @@ async def accept(
     options: dict[str, Any],
     **source: Any,
 ) -> Job:
-    """Store the deferred interaction as a job (`durable` False when it could not be)."""
+    """Store a deferred Anime-fy (several photos, one answer) as a job (`durable` False when
+    it could not be); the menu runs it itself (`run_durably`)."""
     job = Job(
         platform=PLATFORM,
         user_id=str(interaction.user.id),
@@ -106,13 +146,7 @@ async def accept(
         request_id=runner.job_key(PLATFORM, str(interaction.id)),
         source={"attachments": [StoredAttachment.of(a).to_dict() for a in attachments], **source},
         options=options,
-        outlet={
-            "kind": PLATFORM,
-            "application_id": interaction.application_id,
-            "token": interaction.token,
-            "thinking_id": thinking_id,
-            "filesize_limit": interaction.filesize_limit,
-        },
+        outlet=_outlet(interaction, thinking_id),
     )
     return await runner.store(job)
 

@@ -1,4 +1,5 @@
-"""At start: finish the Discord jobs an earlier process left (bot/discord/jobs.py).
+"""At start: finish the Anime-fy jobs an earlier process left (bot/discord/jobs.py); the
+`/anime` jobs are resumed by the job runner itself (`JobRunner.resume`, bot/discord/outlet.py).
 
 A job younger than RESUME_WITHIN_S is converted again (what finished before is a cache hit)
 and answered through its interaction's follow-up webhook: the result replaces the "thinking"
@@ -16,7 +17,6 @@ import logging
 
 import discord
 
-from bot.discord.commands import anime
 from bot.discord.context_menu import menu
 from bot.discord.conversion import Converter, Origin
 from bot.discord.jobs import RESUME_WITHIN_S, StoredAttachment, run_durably
@@ -51,7 +51,7 @@ async def _resume(
     client: discord.Client, converter: Converter, titles: dict[str, str], job: Job
 ) -> None:
     runner = converter.runner
-    reply, options = job.outlet, job.options
+    reply = job.outlet
     end = runner.end_of(job, answerable_s=RESUME_WITHIN_S)
     if isinstance(end, Expired):  # the token cannot answer any more: nobody to tell
         log.warning("job %s: interaction expired before the restart; dropped", job.request_id)
@@ -78,26 +78,19 @@ async def _resume(
     chat = None if job.chat_id is None else int(job.chat_id)
     origin = Origin(user_id, chat, int(reply.get("filesize_limit") or 8 * 1024 * 1024))
     sources = [StoredAttachment.from_dict(a, client.http) for a in job.source["attachments"]]
-    if options.get("command") == "menu":
 
-        async def work() -> None:
-            await menu(
-                converter,
-                titles,
-                followup,
-                origin,
-                sources,
-                job.lang,
-                skipped_over_limit=int(job.source.get("skipped_over_limit", 0)),
-                skipped_not_images=int(job.source.get("skipped_not_images", 0)),
-                key=job.request_id,
-            )
-    else:
-
-        async def work() -> None:
-            await anime(
-                converter, titles, followup, origin, sources[0], job.lang, options, job.request_id
-            )
+    async def work() -> None:
+        await menu(
+            converter,
+            titles,
+            followup,
+            origin,
+            sources,
+            job.lang,
+            skipped_over_limit=int(job.source.get("skipped_over_limit", 0)),
+            skipped_not_images=int(job.source.get("skipped_not_images", 0)),
+            key=job.request_id,
+        )
 
     try:
         await run_durably(runner, followup, job.lang, job, work)

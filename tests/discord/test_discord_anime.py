@@ -281,18 +281,18 @@ async def test_a_bug_in_the_bot_answers_privately_with_a_reference(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import bot.discord.commands as commands
+    import bot.discord.outlet as outlet  # what renders an /anime result for the job runner
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("secret detail")
 
-    monkeypatch.setattr(commands, "result_embed", broken)
-    with caplog.at_level(logging.ERROR, logger="animebot.discord"):
+    monkeypatch.setattr(outlet, "result_embed", broken)
+    with caplog.at_level(logging.ERROR, logger="animebot.lifecycle"):
         record = await anime(discord_standin, street, locale="zh-CN")
         text = await ephemeral_error(record)
     ref = text.rsplit("：", 1)[-1]
     assert text == t("error.internal", "zh", ref=ref) and "secret" not in text
-    (logged,) = [r for r in caplog.records if r.name == "animebot.discord" and ref in r.message]
+    (logged,) = [r for r in caplog.records if r.name == "animebot.lifecycle" and ref in r.message]
     assert logged.exc_info is not None and logged.exc_info[0] is KeyError
 
 
