@@ -38,7 +38,7 @@ def style_choices(titles: dict[str, str]) -> list[app_commands.Choice[str]]:
 
 def may_see_stats(interaction: discord.Interaction[discord.Client], runtime: Runtime) -> bool:
     """Bot admins (DISCORD_ADMINS) anywhere; members with Manage Server in their guild."""
-    if runtime.service.is_admin(PLATFORM, interaction.user.id):
+    if runtime.runner.is_admin(PLATFORM, interaction.user.id):
         return True
     if interaction.guild_id is None:
         return False

@@ -64,6 +64,8 @@ class JobRunner:
         return self.service.jobs.key(platform, native_key)
 
     def is_admin(self, platform: str, user_id: str | int) -> bool:
+        """The one admin decision (TELEGRAM_ADMINS / DISCORD_ADMINS): no rate limit or quota
+        for their jobs, /stats for them."""
         return self.service.is_admin(platform, user_id)
 
     async def accept(self, job: Job, *, dispatch: bool = True) -> Job | None:
