@@ -3,7 +3,7 @@
 `DiscordFrontEnd(runtime)` is what a process runs: `await start()` logs in, registers the
 commands and connects in a background task, returning once Discord reports ready (or raising
 `DiscordStartError` with one clear line), and resumes the jobs the last run left
-(bot/discord/resume.py); `await stop()` stops taking interactions, lets the ones in flight
+(through the job runner); `await stop()` stops taking interactions, lets the ones in flight
 finish within the process's one grace period (ANIMEBOT_SHUTDOWN_GRACE_S), puts off the rest
 (their jobs stay stored, their people are told) and closes the connection. Reconnects,
 session resumes and rate limits are discord.py's.
@@ -26,7 +26,6 @@ from bot.discord.conversion import PLATFORM, Converter, Origin, chat_id, request
 from bot.discord.jobs import ANSWERED, NOTICE_S, RESUME_WITHIN_S
 from bot.discord.outlet import register as register_outlet
 from bot.discord.respond import send_error
-from bot.discord.resume import resume_jobs
 from bot.discord.translator import CatalogueTranslator, language
 from i18n import error_message, t
 from service.convert import new_request_id
@@ -98,7 +97,7 @@ class AnimeClient(discord.Client):
         # The runner answers /anime jobs through this client (bot/discord/outlet.py).
         converter.live = register_outlet(runtime.runner, self, titles)
         add_commands(self.tree, runtime, converter)
-        add_context_menu(self.tree, converter, titles)
+        add_context_menu(self.tree, converter)
 
     @property
     def sync_guild(self) -> discord.Object | None:
@@ -161,7 +160,6 @@ class DiscordFrontEnd:
         self.ready_timeout = ready_timeout
         self.client: AnimeClient | None = None
         self._task: asyncio.Task[None] | None = None
-        self._resumed: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
 
     @property
@@ -184,10 +182,7 @@ class DiscordFrontEnd:
             left = await self.runtime.runner.left_over(PLATFORM)
             self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-bot")
             await self._wait_ready(client, self._task)
-            menus = [job for job in left if job.option("command") == "menu"]
-            others = [job for job in left if job.option("command") != "menu"]
-            self._resumed = resume_jobs(client, client.converter, client.titles, menus)
-            await self.runtime.runner.resume(others, answerable_s=RESUME_WITHIN_S)
+            await self.runtime.runner.resume(left, answerable_s=RESUME_WITHIN_S)
         except DiscordStartError:
             await self._abort()
             raise
@@ -241,7 +236,7 @@ class DiscordFrontEnd:
         service.start_grace()  # the one grace period of the process starts (if not yet)
 
         def running() -> set[asyncio.Task[Any]]:
-            tasks = {task for task in (*tree.inflight, *self._resumed) if not task.done()}
+            tasks = {task for task in tree.inflight if not task.done()}
             return tasks | runner.pending_tasks(PLATFORM)  # /anime jobs run in the runner
 
         pending = running()
@@ -263,7 +258,6 @@ class DiscordFrontEnd:
         if pending:
             log.warning("stopping: %d interaction(s) cut short", len(pending))
             await asyncio.gather(*(self._cut_short(tree, task) for task in pending))
-        self._resumed = set()
         await client.close()
         connection, self._task, self.client = self._task, None, None
         if connection is not None:

@@ -7,13 +7,13 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.discord.context_menu import take_in
 from bot.discord.conversion import PLATFORM, Converter, Origin
 from bot.discord.jobs import anime_job
 from bot.discord.render import fit_file, stats_embed
 from bot.discord.respond import defer_public, send, send_error
 from bot.discord.translator import language, style_choice_name, text
 from i18n import t
-from service.lifecycle import AlreadyAccepted
 from service.runtime import Runtime
 
 log = logging.getLogger("animebot.discord")
@@ -63,16 +63,7 @@ async def run_anime(
     thinking_id = await defer_public(interaction)
     options = {"style": style, "faces": faces, "side_by_side": side_by_side}
     job = anime_job(converter.runner, interaction, lang, thinking_id, image, options)
-    converter.live[job.request_id] = interaction  # queue status, private errors: live
-    accepted = None
-    try:
-        # Stored, then run by the job runner (bot/discord/outlet.py answers).
-        accepted = await converter.runner.accept(job)
-    except AlreadyAccepted:  # Discord never delivers an interaction twice; a resumed job
-        log.warning("job %s: already accepted", job.request_id)
-    finally:
-        if accepted is None:
-            converter.live.pop(job.request_id, None)
+    await take_in(converter, interaction, job)  # bot/discord/outlet.py answers
 
 
 async def run_stats(

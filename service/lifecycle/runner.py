@@ -185,6 +185,9 @@ class JobRunner:
                 raise _PutOff
             await self._refuse(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
             return None
+        if job.source_kind == BATCH:
+            await self._execute_batch(job, outlet)
+            return None
         fetching = asyncio.ensure_future(self._fetch(job))  # while the outlet gets ready
         try:
             try:
@@ -227,6 +230,43 @@ class JobRunner:
             return None
         return reply
 
+    async def _execute_batch(self, job: Job, outlet: Outlet) -> None:
+        """Several photos answered together (Discord's Anime-fy): each a request of its own,
+        with its own usage row, converted side by side; the outlet posts what came out, and
+        why the rest did not, in one answer (`deliver_batch`)."""
+        deliver_batch = getattr(outlet, "deliver_batch", None)
+        if deliver_batch is None:
+            raise TypeError(f"the {job.outlet_kind!r} outlet cannot answer several photos")
+        parts = batch_parts(job)
+        try:
+            await outlet.begin(job)
+        except DeliveryFailed as exc:
+            for part in parts:
+                await self._record(part, "error", exc.kind)
+            return
+        results = await asyncio.gather(
+            *(
+                self.convert(part, outlet.limits, lambda s: self._progress(job, outlet, s))
+                for part in parts
+            ),
+            return_exceptions=True,
+        )
+        if any(isinstance(r, ShuttingDown) for r in results):  # all of it after the restart
+            if job.durable:
+                raise _PutOff
+            await self._tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            return
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, AnimeBotError):
+                raise result  # a bug: answered with a reference by `execute`
+        answered = [
+            (part, r)
+            for part, r in zip(parts, results, strict=True)
+            if isinstance(r, ConversionReply | AnimeBotError)
+        ]
+        for request_id, kind in await deliver_batch(job, answered):
+            await self.service.update_outcome(job.platform, request_id, "error", kind)
+
     async def convert(
         self,
         job: Job,
@@ -239,12 +279,13 @@ class JobRunner:
         failure is recorded, then raised (AnimeBotError). Tracked like any job, so a drain
         waits for it."""
         task = asyncio.current_task()
-        if task is not None:
+        owned = task is not None and task not in self._running
+        if owned and task is not None:
             self._running[task] = job.platform
         try:
             return await self._convert_only(job, limits, on_progress)
         finally:
-            if task is not None:
+            if owned and task is not None:
                 self._running.pop(task, None)
 
     async def _convert_only(
@@ -513,6 +554,23 @@ class Expired(AnimeBotError):
     """Too old to answer (a platform token expired)."""
 
     code = "expired"
+
+
+BATCH = "batch"  # a job's source kind: `items`, several sources answered together
+
+
+def batch_parts(job: Job) -> list[Job]:
+    """The photos of a batch job, each a request of its own (`<request id>-<n>`)."""
+    return [
+        replace(
+            job,
+            request_id=f"{job.request_id[:16]}-{n}",
+            source=dict(item),
+            durable=False,
+            upload=None,
+        )
+        for n, item in enumerate(job.source.get("items", ()), 1)
+    ]
 
 
 def job_from_pending(pending: PendingJob) -> Job:
