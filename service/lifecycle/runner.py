@@ -273,11 +273,9 @@ class JobRunner:
         limits: OutletLimits,
         on_progress: ProgressCallback | None = None,
     ) -> ConversionReply:
-        """The worker half without the delivery, for a front end that posts several results
-        in one answer (Discord's Anime-fy: one job per photo, one message for all). The same
-        checks, fetch and conversion as `execute`, and the same one usage row: a refusal or
-        failure is recorded, then raised (AnimeBotError). Tracked like any job, so a drain
-        waits for it."""
+        """The worker half without the delivery (each photo of a batch job): the same checks,
+        fetch and conversion as `execute`, and the same one usage row: a refusal or failure is
+        recorded, then raised (AnimeBotError). Tracked like any job, so a drain waits for it."""
         task = asyncio.current_task()
         owned = task is not None and task not in self._running
         if owned and task is not None:
@@ -307,30 +305,11 @@ class JobRunner:
         request = self.request(job, image, limits, on_progress)
         return await self.service.convert(request)  # records its own row
 
-    async def delivery_failed(self, job: Job, kind: str) -> None:
-        """The result of `convert` could not be posted: its usage row says so (updated)."""
-        await self.service.update_outcome(job.platform, job.request_id, "error", kind)
-
     async def refuse(self, job: Job, error: AnimeBotError) -> None:
-        """A request turned away before it became a job the front end runs (a too-large
-        attachment answered at once, a conversion asked for while stopping): its one row."""
+        """A request a front end turned away itself, answering it at once (a Discord attachment
+        too large to take, a command while stopping): its one usage row."""
         status = "refused" if isinstance(error, Refusal) else "error"
         await self._record(job, status, error.code)
-
-    async def store(self, job: Job) -> Job:
-        """Keep the job in the durable table (when it asks to be); `durable` says whether it
-        is. AlreadyAccepted when the platform delivered it again."""
-        return await self._store(job) if job.durable else job
-
-    async def finish(self, job: Job) -> None:
-        """Answered: the durable row goes."""
-        if job.durable:
-            await self.service.jobs.finish(job.request_id)
-
-    async def defer(self, job: Job, **outlet_changes: Any) -> None:
-        """Put off by a shutdown: kept for the next start (this attempt does not count)."""
-        if job.durable:
-            await self.service.jobs.defer(job.request_id, **outlet_changes)
 
     def request(
         self,

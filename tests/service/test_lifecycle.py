@@ -78,6 +78,14 @@ class RecordingOutlet:
     async def end(self, job: Job) -> None:
         self.recorder.events.append(("end", None))
 
+    async def deliver_batch(
+        self, job: Job, items: list[tuple[Job, ConversionReply | AnimeBotError]]
+    ) -> list[tuple[str, str]]:
+        """Posts everything; says the results after the first could not be uploaded."""
+        self.recorder.events.append(("deliver_batch", items))
+        sent = [part for part, result in items if isinstance(result, ConversionReply)]
+        return [(part.request_id, "delivery_failed") for part in sent[1:]]
+
 
 @pytest.fixture
 async def setup(make_runtime: MakeRuntime) -> tuple[Runtime, Recorder]:
@@ -287,3 +295,40 @@ async def test_an_upload_stashed_for_another_process_converts_from_the_cache(
     await settle(runner)
     assert [r["status"] for r in rows(runtime)] == ["ok"]
     assert recorder.kinds() == ["begin", "deliver", "end"]
+
+
+async def test_a_batch_is_one_row_per_photo_and_one_answer(
+    setup: tuple[Runtime, Recorder],
+) -> None:
+    """Several photos answered together (Discord's Anime-fy): each photo its own request and
+    row; a photo the outlet could not deliver has its row updated, not a second one."""
+    runtime, recorder = setup
+    runner = runtime.runner
+    files = {"a": distinct_png(31), "b": b"not a picture", "c": distinct_png(32)}
+
+    async def fetch(job: Job) -> bytes:
+        return files[str(job.source["name"])]
+
+    runner.fetchers.register("test_file", fetch)
+    items = [{"kind": "test_file", "name": name, "size": len(data)} for name, data in files.items()]
+    job = job_of(runner, b"", source={"kind": "batch", "items": items}, upload=None)
+    assert await runner.accept(job) is not None
+    await settle(runner)
+    # (the photos wait their turn on one worker: queue reports come between)
+    assert [k for k in recorder.kinds() if k != "notify"] == ["begin", "deliver_batch", "end"]
+    ((_, answered),) = [e for e in recorder.events if e[0] == "deliver_batch"]
+    assert [type(result).__name__ for _, result in answered] == [
+        "ConversionReply",
+        "NotAnImage",
+        "ConversionReply",
+    ]
+    ids = [part.request_id for part, _ in answered]
+    assert len(set(ids)) == 3
+    found = {r["request_id"]: (r["status"], r["error_kind"]) for r in rows(runtime)}
+    assert len(rows(runtime)) == 3
+    assert found == {
+        ids[0]: ("ok", None),
+        ids[1]: ("error", "not_image"),
+        ids[2]: ("error", "delivery_failed"),
+    }
+    assert await runtime.service.jobs.pending("test") == []
