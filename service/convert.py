@@ -511,31 +511,6 @@ class ConversionService:
         """Conversions in flight (a drain waits for them)."""
         return {t for t in self._inflight if not t.done()}
 
-    async def record_failure(
-        self,
-        platform: str,
-        user_id: str | int,
-        kind: str,
-        *,
-        chat_id: str | int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        """Record a failure outside a conversion (e.g. 'delivery_blocked': the person blocked
-        the bot before the reply arrived), so statistics show it."""
-        await self._record_outside(platform, user_id, "error", kind, chat_id, request_id)
-
-    async def record_refusal(
-        self,
-        platform: str,
-        user_id: str | int,
-        kind: str,
-        *,
-        chat_id: str | int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        """Record a request a front end turned away itself (e.g. 'shutting_down')."""
-        await self._record_outside(platform, user_id, "refused", kind, chat_id, request_id)
-
     async def _record_outside(
         self,
         platform: str,
@@ -555,22 +530,19 @@ class ConversionService:
         await self._record(row, outcome, kind)
         self.metrics.requests.labels(platform, outcome, kind).inc()
 
-    async def check_open(
-        self,
-        platform: str,
-        user_id: str | int,
-        *,
-        chat_id: str | int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        """Raise ShuttingDown (after recording it) once shutdown began: for front ends that
-        would otherwise spend time (a download) on a request the service will refuse."""
-        if self._closing:
-            kind = ShuttingDown.code
-            await self.record_refusal(
-                platform, user_id, kind, chat_id=chat_id, request_id=request_id
-            )
-            raise ShuttingDown("shutting down", retry_after_s=RESTART_RETRY_S)
+    async def keep_upload(self, platform: str, user_id: str | int, data: bytes) -> str:
+        """Put an upload in the shared input cache (bounded by the cache budget, deleted after
+        ANIMEBOT_INPUT_TTL_HOURS) so a worker on another machine can read it; its input key."""
+        input_key = f"up-{await _sha256(data)}"
+        await self.db.cache.put(
+            _input_cache_key(input_key),
+            data,
+            kind="input",
+            mime="application/octet-stream",
+            owner_hash=self.db.hash_id(platform, user_id),
+            meta={},
+        )
+        return input_key
 
     async def remember_handle(self, result_key: str, platform: str, handle: str) -> None:
         """Keep the platform's id of an uploaded result (Telegram file_id) for repeat replies."""

@@ -3,7 +3,7 @@
 `DiscordFrontEnd(runtime)` is what a process runs: `await start()` logs in, registers the
 commands and connects in a background task, returning once Discord reports ready (or raising
 `DiscordStartError` with one clear line), and resumes the jobs the last run left
-(bot/discord/resume.py); `await stop()` stops taking interactions, lets the ones in flight
+(through the job runner); `await stop()` stops taking interactions, lets the ones in flight
 finish within the process's one grace period (ANIMEBOT_SHUTDOWN_GRACE_S), puts off the rest
 (their jobs stay stored, their people are told) and closes the connection. Reconnects,
 session resumes and rate limits are discord.py's.
@@ -23,9 +23,9 @@ from discord import app_commands
 from bot.discord.commands import add_commands, style_titles
 from bot.discord.context_menu import add_context_menu
 from bot.discord.conversion import PLATFORM, Converter, Origin, chat_id, request_job
-from bot.discord.jobs import ANSWERED, NOTICE_S
+from bot.discord.jobs import ANSWERED, NOTICE_S, RESUME_WITHIN_S
+from bot.discord.outlet import register as register_outlet
 from bot.discord.respond import send_error
-from bot.discord.resume import resume_jobs
 from bot.discord.translator import CatalogueTranslator, language
 from i18n import error_message, t
 from service.convert import new_request_id
@@ -94,8 +94,10 @@ class AnimeClient(discord.Client):
         self.converter = converter = Converter(runtime)
         converter.register(self.http)  # the runner fetches attachments with this client
         self.titles = titles = style_titles(runtime)
+        # The runner answers /anime jobs through this client (bot/discord/outlet.py).
+        converter.live = register_outlet(runtime.runner, self, titles)
         add_commands(self.tree, runtime, converter)
-        add_context_menu(self.tree, converter, titles)
+        add_context_menu(self.tree, converter)
 
     @property
     def sync_guild(self) -> discord.Object | None:
@@ -177,7 +179,6 @@ class DiscordFrontEnd:
         self.ready_timeout = ready_timeout
         self.client: AnimeClient | None = None
         self._task: asyncio.Task[None] | None = None
-        self._resumed: set[asyncio.Task[None]] = set()
         self.stopping = asyncio.Event()
 
     @property
@@ -201,7 +202,7 @@ class DiscordFrontEnd:
             left = await self.runtime.runner.left_over(PLATFORM)
             self._task = asyncio.create_task(client.connect(reconnect=True), name="discord-bot")
             await self._wait_ready(client, self._task)
-            self._resumed = resume_jobs(client, client.converter, client.titles, left)
+            await self.runtime.runner.resume(left, answerable_s=RESUME_WITHIN_S)
         except DiscordStartError:
             await self._abort()
             raise
@@ -251,9 +252,14 @@ class DiscordFrontEnd:
         tree = client.tree
         tree.closing = True
         self.stopping.set()
-        service = self.runtime.service
+        service, runner = self.runtime.service, self.runtime.runner
         service.start_grace()  # the one grace period of the process starts (if not yet)
-        pending = {task for task in (*tree.inflight, *self._resumed) if not task.done()}
+
+        def running() -> set[asyncio.Task[Any]]:
+            tasks = {task for task in tree.inflight if not task.done()}
+            return tasks | runner.pending_tasks(PLATFORM)  # /anime jobs run in the runner
+
+        pending = running()
         if pending:
             log.info(
                 "stopping: waiting up to %.0f s for %d interaction(s)",
@@ -261,13 +267,17 @@ class DiscordFrontEnd:
                 len(pending),
             )
             _, pending = await asyncio.wait(pending, timeout=service.grace_left())
+        while not pending and (more := running()):  # accepted while the handlers ended
+            _, pending = await asyncio.wait(more, timeout=service.grace_left())
         if pending:
             service.end_grace()  # what still waits in the queue is put off
-            _, pending = await asyncio.wait(pending, timeout=service.final_left())
+            still = running()
+            pending = set()
+            if still:
+                _, pending = await asyncio.wait(still, timeout=service.final_left())
         if pending:
             log.warning("stopping: %d interaction(s) cut short", len(pending))
             await asyncio.gather(*(self._cut_short(tree, task) for task in pending))
-        self._resumed = set()
         await client.close()
         connection, self._task, self.client = self._task, None, None
         if connection is not None:

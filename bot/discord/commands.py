@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import discord
 from discord import app_commands
 
-from bot.discord.conversion import PLATFORM, ConversionFailed, Converter, Origin, Source
-from bot.discord.jobs import PutOff, accept, run_durably
-from bot.discord.render import fit_file, result_embed, stats_embed, style_label
-from bot.discord.respond import Followup, defer_public, send, send_error
+from bot.discord.context_menu import take_in
+from bot.discord.conversion import PLATFORM, Converter, Origin
+from bot.discord.jobs import anime_job
+from bot.discord.render import fit_file, stats_embed
+from bot.discord.respond import defer_public, send, send_error
 from bot.discord.translator import language, style_choice_name, text
 from i18n import t
-from service.errors import ShuttingDown
 from service.runtime import Runtime
 
 log = logging.getLogger("animebot.discord")
@@ -39,7 +38,7 @@ def style_choices(titles: dict[str, str]) -> list[app_commands.Choice[str]]:
 
 def may_see_stats(interaction: discord.Interaction[discord.Client], runtime: Runtime) -> bool:
     """Bot admins (DISCORD_ADMINS) anywhere; members with Manage Server in their guild."""
-    if runtime.service.is_admin(PLATFORM, interaction.user.id):
+    if runtime.runner.is_admin(PLATFORM, interaction.user.id):
         return True
     if interaction.guild_id is None:
         return False
@@ -62,53 +61,9 @@ async def run_anime(
         await send_error(interaction, await converter.refuse_too_large(origin, lang))
         return
     thinking_id = await defer_public(interaction)
-    options = {"command": "anime", "style": style, "faces": faces, "side_by_side": side_by_side}
-    job = await accept(converter.runner, interaction, lang, thinking_id, [image], options)
-    followup = Followup.live(interaction, thinking_id)
-    await run_durably(
-        converter.runner,
-        followup,
-        lang,
-        job,
-        lambda: anime(converter, titles, followup, origin, image, lang, options, job.request_id),
-        interaction,
-    )
-
-
-async def anime(
-    converter: Converter,
-    titles: dict[str, str],
-    followup: Followup,
-    origin: Origin,
-    image: Source,
-    lang: str,
-    options: dict[str, Any],
-    request_id: str | None = None,
-) -> None:
-    """Convert one picture and post it (after the deferral; also for a resumed job, under
-    the job's request id)."""
-    try:
-        done = await converter.convert(
-            origin,
-            image,
-            request_id=request_id,
-            lang=lang,
-            style=options.get("style"),
-            faces=options.get("faces"),
-            side_by_side=bool(options.get("side_by_side")),
-        )
-    except ConversionFailed as failed:
-        if failed.code == ShuttingDown.code:
-            raise PutOff from failed
-        await followup.error(failed.message)
-        return
-    label = style_label(done.reply.style, lang, titles)
-    embed = result_embed(done.reply, done.file, lang, label)
-    try:
-        await followup.send(embed=embed, files=[done.file.to_discord()])
-    except discord.HTTPException as exc:
-        await converter.delivery_failed(done, exc)
-        await followup.error(t("dc.error.upload", lang))
+    options = {"style": style, "faces": faces, "side_by_side": side_by_side}
+    job = anime_job(converter.runner, interaction, lang, thinking_id, image, options)
+    await take_in(converter, interaction, job)  # bot/discord/outlet.py answers
 
 
 async def run_stats(

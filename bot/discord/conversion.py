@@ -1,12 +1,7 @@
-"""One attachment in, one upload-ready result out, through the job runner's worker half.
-
-Shared by /anime and the Anime-fy context menu, live or resumed after a restart (bot/discord/
-jobs.py): a conversion needs only an `Origin` (who asked, where, the upload limit) and an
-attachment-like `Source` (a live `discord.Attachment`, or one a durable job stored). The
-runner checks the size, downloads, converts (encoded once to fit the upload limit) and writes
-the photo's one usage row; a failed upload updates that row. Every failure comes back as
-`ConversionFailed` carrying a translated sentence (never exception text) and the error code.
-"""
+"""What the Discord front end needs around the job runner: who asked (`Origin`), whether an
+attachment is an image and small enough to take, and how the runner fetches attachments
+(`Converter.register`: from the CDN by URL, with the client's HTTP session). The runner does
+the rest (bot/discord/outlet.py answers)."""
 
 from __future__ import annotations
 
@@ -19,12 +14,9 @@ from typing import Any, Protocol
 import aiohttp
 import discord
 
-from bot.discord.progress import waiting_notice
-from bot.discord.render import OutFile
-from core.errors import AnimeBotError, ImageTooLarge
-from i18n import error_message, t
-from service.convert import ConversionReply
-from service.lifecycle import DownloadFailed, FetchFailed, Job, OutletLimits
+from core.errors import ImageTooLarge
+from i18n import error_message
+from service.lifecycle import FetchFailed, Job
 from service.runtime import Runtime
 
 log = logging.getLogger("animebot.discord")
@@ -34,16 +26,6 @@ ATTACHMENT = "discord_attachment"  # a job's source kind
 IMAGE_SUFFIXES = frozenset(
     {".jpg", ".jpeg", ".png", ".webp", ".gif", ".heic", ".heif", ".avif", ".bmp", ".tif", ".tiff"}
 )
-
-
-class ConversionFailed(Exception):
-    """A conversion that produced nothing to post; `message` is for the user, translated;
-    `code` is the error's (e.g. "shutting_down": the job is put off, not failed)."""
-
-    def __init__(self, message: str, code: str = "failed") -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
 
 
 class Source(Protocol):
@@ -82,13 +64,6 @@ class Origin:
         )
 
 
-@dataclass(frozen=True)
-class Converted:
-    reply: ConversionReply
-    file: OutFile
-    job: Job  # the photo's job (its request id keys its usage row)
-
-
 def chat_id(interaction: discord.Interaction[discord.Client]) -> int | None:
     return interaction.channel_id or interaction.guild_id
 
@@ -121,14 +96,15 @@ def request_job(origin: Origin, lang: str, request_id: str | None = None) -> Job
 
 
 class Converter:
-    """Converts Discord attachments through the process's job runner (its worker half: the
-    size check, the download, the conversion encoded once to fit the upload limit, and one
-    usage row per photo); the front end posts the results."""
+    """The Discord front end's handle on the job runner: the size check made before
+    deferring, the attachment fetcher, and the live interactions of this process."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self.service = runtime.service
         self.runner = runtime.runner
+        # request id -> the live interaction of an /anime job run here (bot/discord/outlet.py)
+        self.live: dict[str, discord.Interaction[Any]] = {}
 
     @property
     def max_upload_bytes(self) -> int:
@@ -142,77 +118,6 @@ class Converter:
         error = ImageTooLarge("attachment too large", limit=self.max_upload_bytes)
         await self.runner.refuse(request_job(origin, lang), error)
         return error_message(error, lang)
-
-    async def convert(
-        self,
-        origin: Origin,
-        attachment: Source,
-        *,
-        lang: str,
-        style: str | None = None,
-        faces: bool | None = None,
-        side_by_side: bool = False,
-        name: str | None = None,
-        request_id: str | None = None,
-    ) -> Converted:
-        """Download and convert `attachment`, encoded to fit the origin's upload limit."""
-        job = replace(
-            request_job(origin, lang, request_id),
-            source={"kind": ATTACHMENT, "url": attachment.url, "size": attachment.size},
-            options={
-                "style": style,
-                "faces": faces,
-                "side_by_side": side_by_side,
-                "fmt": "jpeg",  # small uploads; real transparency still comes back PNG
-            },
-        )
-        progress = (
-            None
-            if origin.interaction is None
-            else waiting_notice(origin.interaction, lang).reporter()
-        )
-        try:
-            reply = await self.runner.convert(
-                job, OutletLimits(max_bytes=origin.filesize_limit), progress
-            )
-        except DownloadFailed as exc:
-            raise ConversionFailed(t("dc.error.download", lang), exc.code) from exc
-        except AnimeBotError as exc:
-            # Internal errors were logged by the service with this request id (the reference
-            # the message shows); the others are the person's input or our limits.
-            log.info("request %s: %s", job.request_id, exc.code)
-            raise ConversionFailed(error_message(exc, lang), exc.code) from exc
-        if len(reply.data) > origin.filesize_limit:  # not even a small JPEG fits
-            log.info(
-                "request %s: result cannot fit %d bytes", job.request_id, origin.filesize_limit
-            )
-            await self.runner.delivery_failed(job, "result_too_large")
-            raise ConversionFailed(t("dc.error.result_too_large", lang))
-        recompressed = "recompressed" in reply.notes
-        stem = f"anime-{reply.style}" if name is None else name
-        out = OutFile(
-            reply.data,
-            f"{stem}.{reply.ext}",
-            recompressed=recompressed,
-            spoiler=attachment.is_spoiler(),
-        )
-        log.info(
-            "request %s: %s %dx%d in %.0f ms%s",
-            reply.request_id,
-            reply.style,
-            reply.width,
-            reply.height,
-            reply.total_ms,
-            " (recompressed)" if recompressed else "",
-        )
-        return Converted(reply, out, job)
-
-    async def delivery_failed(self, done: Converted, exc: discord.HTTPException) -> None:
-        """Discord refused the upload: log it, and the photo's usage row says so."""
-        log.warning(
-            "request %s: Discord refused the result (HTTP %s)", done.job.request_id, exc.status
-        )
-        await self.runner.delivery_failed(done.job, "delivery_failed")
 
     def register(self, http: Any) -> None:
         """The runner fetches Discord attachments from the CDN by URL, with this client's

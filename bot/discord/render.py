@@ -1,21 +1,20 @@
 """What the bot posts: embeds for results and statistics, and files sized to the upload limit.
 
 Pure functions of their inputs (no Discord calls). `fit_to_limit` decodes and re-encodes
-pixels, so callers run it off the event loop (`fit_file` does, in a thread).
+the statistics chart, so callers run it off the event loop (`fit_file` does, in a thread);
+conversion results arrive already encoded to fit (the engine's `max_bytes`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import discord
-import numpy as np
 
 from core.errors import AnimeBotError
-from core.imageio import decode, encode, resize_max_side
+from core.imageio import decode, encode_to_fit
 from i18n import catalogue, note_message, t
 from service.convert import ConversionReply
 from service.summary import StatsSummary
@@ -23,10 +22,6 @@ from service.summary import StatsSummary
 COLOUR = discord.Colour(0xE86A92)
 MAX_FILES_PER_MESSAGE = 10  # Discord's limit of attachments on one message
 FIELD_LIMIT = 1024  # characters in an embed field value
-_FIRST_QUALITIES = (85, 70, 55)
-_SHRINK_QUALITY = 70
-_MIN_SIDE = 32
-_MAX_SHRINKS = 12
 
 
 @dataclass(frozen=True)
@@ -53,40 +48,18 @@ def style_label(name: str, lang: str, titles: Mapping[str, str]) -> str:
 
 
 def fit_to_limit(data: bytes, limit: int) -> tuple[bytes, bool] | None:
-    """`data` if it fits in `limit` bytes, else a JPEG re-encoding that fits (lower quality
-    first, then smaller step by step), with True for "recompressed"; None if nothing fits.
-
-    Transparency is flattened onto white: JPEG has no alpha, and a smaller opaque picture beats
-    no picture. The output carries no metadata (core.imageio.encode)."""
+    """`data` if it fits in `limit` bytes, else a JPEG re-encoding that fits
+    (`core.imageio.encode_to_fit`), with True for "recompressed"; None if nothing fits. For
+    pictures the service hands over as they are (the statistics chart); conversion results
+    are encoded to fit by the engine itself."""
     if len(data) <= limit:
         return data, False
     try:
         image = decode(data, max_pixels=200_000_000, max_bytes=len(data) + 1, min_side=1)
     except AnimeBotError:
         return None
-    rgb = image.rgb
-    if image.alpha is not None:
-        a = image.alpha.astype(np.float32)[..., None] / 255.0
-        rgb = (rgb.astype(np.float32) * a + 255.0 * (1.0 - a)).round().astype(np.uint8)
-    size = 0
-    for quality in _FIRST_QUALITIES:
-        out = encode(rgb, fmt="jpeg", quality=quality).data
-        if len(out) <= limit:
-            return out, True
-        size = len(out)
-    for _ in range(_MAX_SHRINKS):
-        side = max(rgb.shape[:2])
-        # Bytes grow roughly with pixel count: aim a little under the limit.
-        factor = min(0.85, max(0.25, math.sqrt(limit / max(size, 1)) * 0.9))
-        target = int(side * factor)
-        if target < _MIN_SIDE:
-            return None
-        rgb = resize_max_side(rgb, target)
-        out = encode(rgb, fmt="jpeg", quality=_SHRINK_QUALITY).data
-        if len(out) <= limit:
-            return out, True
-        size = len(out)
-    return None
+    fitted = encode_to_fit(image.rgb, image.alpha, limit)
+    return None if fitted is None else (fitted.data, True)
 
 
 async def fit_file(

@@ -64,6 +64,8 @@ class JobRunner:
         return self.service.jobs.key(platform, native_key)
 
     def is_admin(self, platform: str, user_id: str | int) -> bool:
+        """The one admin decision (TELEGRAM_ADMINS / DISCORD_ADMINS): no rate limit or quota
+        for their jobs, /stats for them."""
         return self.service.is_admin(platform, user_id)
 
     async def accept(self, job: Job, *, dispatch: bool = True) -> Job | None:
@@ -80,10 +82,21 @@ class JobRunner:
             await self._refuse(job, outlet, ImageTooLarge("upload too large", limit=limit))
             return None
         if job.durable:
+            if job.upload is not None:  # the row cannot hold the bytes: the shared cache does
+                job = await self.stash_upload(job)
             job = await self._store(job)
         if dispatch:
             await self.dispatcher.dispatch(job)
         return job
+
+    async def stash_upload(self, job: Job) -> Job:
+        """The job with its upload moved into the shared input cache (source "cached"), for a
+        dispatcher that sends it to another process; the bytes never travel in the JSON."""
+        if job.upload is None:
+            return job
+        key = await self.service.keep_upload(job.platform, job.user_id, job.upload)
+        source = {"kind": "cached", "input_key": key, "size": len(job.upload)}
+        return replace(job, source=source, upload=None)
 
     async def reject(self, job: Job, error: AnimeBotError) -> None:
         """A request the front end could not even turn into a job (an empty or malformed
@@ -172,6 +185,9 @@ class JobRunner:
                 raise _PutOff
             await self._refuse(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
             return None
+        if job.source_kind == BATCH:
+            await self._execute_batch(job, outlet)
+            return None
         fetching = asyncio.ensure_future(self._fetch(job))  # while the outlet gets ready
         try:
             try:
@@ -214,24 +230,60 @@ class JobRunner:
             return None
         return reply
 
+    async def _execute_batch(self, job: Job, outlet: Outlet) -> None:
+        """Several photos answered together (Discord's Anime-fy): each a request of its own,
+        with its own usage row, converted side by side; the outlet posts what came out, and
+        why the rest did not, in one answer (`deliver_batch`)."""
+        deliver_batch = getattr(outlet, "deliver_batch", None)
+        if deliver_batch is None:
+            raise TypeError(f"the {job.outlet_kind!r} outlet cannot answer several photos")
+        parts = batch_parts(job)
+        try:
+            await outlet.begin(job)
+        except DeliveryFailed as exc:
+            for part in parts:
+                await self._record(part, "error", exc.kind)
+            return
+        results = await asyncio.gather(
+            *(
+                self.convert(part, outlet.limits, lambda s: self._progress(job, outlet, s))
+                for part in parts
+            ),
+            return_exceptions=True,
+        )
+        if any(isinstance(r, ShuttingDown) for r in results):  # all of it after the restart
+            if job.durable:
+                raise _PutOff
+            await self._tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            return
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, AnimeBotError):
+                raise result  # a bug: answered with a reference by `execute`
+        answered = [
+            (part, r)
+            for part, r in zip(parts, results, strict=True)
+            if isinstance(r, ConversionReply | AnimeBotError)
+        ]
+        for request_id, kind in await deliver_batch(job, answered):
+            await self.service.update_outcome(job.platform, request_id, "error", kind)
+
     async def convert(
         self,
         job: Job,
         limits: OutletLimits,
         on_progress: ProgressCallback | None = None,
     ) -> ConversionReply:
-        """The worker half without the delivery, for a front end that posts several results
-        in one answer (Discord's Anime-fy: one job per photo, one message for all). The same
-        checks, fetch and conversion as `execute`, and the same one usage row: a refusal or
-        failure is recorded, then raised (AnimeBotError). Tracked like any job, so a drain
-        waits for it."""
+        """The worker half without the delivery (each photo of a batch job): the same checks,
+        fetch and conversion as `execute`, and the same one usage row: a refusal or failure is
+        recorded, then raised (AnimeBotError). Tracked like any job, so a drain waits for it."""
         task = asyncio.current_task()
-        if task is not None:
+        owned = task is not None and task not in self._running
+        if owned and task is not None:
             self._running[task] = job.platform
         try:
             return await self._convert_only(job, limits, on_progress)
         finally:
-            if task is not None:
+            if owned and task is not None:
                 self._running.pop(task, None)
 
     async def _convert_only(
@@ -253,30 +305,11 @@ class JobRunner:
         request = self.request(job, image, limits, on_progress)
         return await self.service.convert(request)  # records its own row
 
-    async def delivery_failed(self, job: Job, kind: str) -> None:
-        """The result of `convert` could not be posted: its usage row says so (updated)."""
-        await self.service.update_outcome(job.platform, job.request_id, "error", kind)
-
     async def refuse(self, job: Job, error: AnimeBotError) -> None:
-        """A request turned away before it became a job the front end runs (a too-large
-        attachment answered at once, a conversion asked for while stopping): its one row."""
+        """A request a front end turned away itself, answering it at once (a Discord attachment
+        too large to take, a command while stopping): its one usage row."""
         status = "refused" if isinstance(error, Refusal) else "error"
         await self._record(job, status, error.code)
-
-    async def store(self, job: Job) -> Job:
-        """Keep the job in the durable table (when it asks to be); `durable` says whether it
-        is. AlreadyAccepted when the platform delivered it again."""
-        return await self._store(job) if job.durable else job
-
-    async def finish(self, job: Job) -> None:
-        """Answered: the durable row goes."""
-        if job.durable:
-            await self.service.jobs.finish(job.request_id)
-
-    async def defer(self, job: Job, **outlet_changes: Any) -> None:
-        """Put off by a shutdown: kept for the next start (this attempt does not count)."""
-        if job.durable:
-            await self.service.jobs.defer(job.request_id, **outlet_changes)
 
     def request(
         self,
@@ -500,6 +533,23 @@ class Expired(AnimeBotError):
     """Too old to answer (a platform token expired)."""
 
     code = "expired"
+
+
+BATCH = "batch"  # a job's source kind: `items`, several sources answered together
+
+
+def batch_parts(job: Job) -> list[Job]:
+    """The photos of a batch job, each a request of its own (`<request id>-<n>`)."""
+    return [
+        replace(
+            job,
+            request_id=f"{job.request_id[:16]}-{n}",
+            source=dict(item),
+            durable=False,
+            upload=None,
+        )
+        for n, item in enumerate(job.source.get("items", ()), 1)
+    ]
 
 
 def job_from_pending(pending: PendingJob) -> Job:

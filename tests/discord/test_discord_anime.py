@@ -281,18 +281,18 @@ async def test_a_bug_in_the_bot_answers_privately_with_a_reference(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    import bot.discord.commands as commands
+    import bot.discord.outlet as outlet  # what renders an /anime result for the job runner
 
     def broken(*args: object, **kwargs: object) -> None:
         raise KeyError("secret detail")
 
-    monkeypatch.setattr(commands, "result_embed", broken)
-    with caplog.at_level(logging.ERROR, logger="animebot.discord"):
+    monkeypatch.setattr(outlet, "result_embed", broken)
+    with caplog.at_level(logging.ERROR, logger="animebot.lifecycle"):
         record = await anime(discord_standin, street, locale="zh-CN")
         text = await ephemeral_error(record)
     ref = text.rsplit("：", 1)[-1]
     assert text == t("error.internal", "zh", ref=ref) and "secret" not in text
-    (logged,) = [r for r in caplog.records if r.name == "animebot.discord" and ref in r.message]
+    (logged,) = [r for r in caplog.records if r.name == "animebot.lifecycle" and ref in r.message]
     assert logged.exc_info is not None and logged.exc_info[0] is KeyError
 
 
@@ -304,3 +304,38 @@ async def test_attachment_without_content_type_is_still_converted(
     record = await discord_standin.invoke_slash("anime", attachments={"image": attachment})
     _, _, data = await result(record)
     assert image_size(data) == image_size(street)
+
+
+async def test_every_conversion_is_one_usage_row_whatever_its_outcome(
+    start_bot: StartBot, discord_standin: DiscordStandIn, street: bytes, portrait: bytes
+) -> None:
+    """Success, a refusal before downloading, a failed conversion and a refused upload: one
+    row each, keyed by the photo's request id (the job runner writes or updates it)."""
+    bot = await start_bot(max_upload_mb=0.05)
+    too_big = bytes(bot.runtime.settings.max_upload_bytes + 1)
+    assert len(street) < len(too_big)
+    await result(await anime(discord_standin, street, user_id=501))
+    refused = await anime(discord_standin, too_big, "big.png", "image/png", user_id=502)
+    assert (await refused.wait_response()).ephemeral
+    broken = await anime(discord_standin, b"GIF89a", "x.gif", "image/gif", user_id=503)
+    await ephemeral_error(broken)
+    discord_standin.fail_next(r"^POST /webhooks/", status=403, code=50013, message="Missing")
+    undelivered = await anime(discord_standin, portrait, user_id=504)
+    (told,) = await undelivered.wait_followups(1, timeout=WAIT_S)
+    assert told.content == t("dc.error.upload", "en")
+    db = bot.runtime.db
+    outcomes = {}
+    for user in (501, 502, 503, 504):
+        found = await db._sql.fetchall(
+            "SELECT status, error_kind, request_id FROM usage WHERE user_hash = ?",
+            (db.hash_id("discord", user),),
+        )
+        (row,) = found  # exactly one each
+        assert row["request_id"]
+        outcomes[user] = (row["status"], row["error_kind"])
+    assert outcomes == {
+        501: ("ok", None),
+        502: ("error", "too_large"),
+        503: ("error", "damaged"),
+        504: ("error", "delivery_failed"),
+    }

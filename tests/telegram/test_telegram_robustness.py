@@ -17,7 +17,7 @@ from telegram.error import InvalidToken
 from bot.telegram.webhook import SECRET_HEADER
 from i18n import t
 from service.runtime import Runtime
-from tests.standins.telegram_api import private_chat
+from tests.standins.telegram_api import make_user, private_chat
 from tests.telegram.helpers import (
     ALICE,
     BORIS,
@@ -257,3 +257,31 @@ async def test_a_rejected_token_is_not_repeated_in_the_error(start_bot: StartBot
     assert "WRONG-SECRET-TOKEN" not in str(caught.value)
     assert "TELEGRAM_TOKEN" in str(caught.value)
     assert caught.value.__suppress_context__  # the chained PTB error is not printed either
+
+
+async def test_every_photo_is_one_usage_row_whatever_its_outcome(bot: Harness) -> None:
+    """Success, a refusal before downloading, a failed conversion and a failed delivery: one
+    row each, keyed by the job's request id (the job runner writes or updates it)."""
+    api = bot.api
+    dave, eve = make_user(1101, language_code="en"), make_user(1102, language_code="en")
+    ok = await api.send_photo(ALICE, None, synthetic_jpeg(seed=41))
+    await api.wait_for("sendPhoto", replies_to(ok))
+    huge = await api.send_document(BORIS, None, bytes(20 * 1024 * 1024 + 1), "x.png", "image/png")
+    await api.wait_for("sendMessage", replies_to(huge))
+    broken = await api.send_document(dave, None, b"not a picture at all", "x.jpg", "image/jpeg")
+    await api.wait_for("sendMessage", replies_to(broken))
+    api.fail_next("sendPhoto", 500, count=10)
+    undelivered = await api.send_photo(eve, None, synthetic_jpeg(seed=42))
+    await api.wait_for("sendMessage", replies_to(undelivered))
+    await bot.settled()
+    outcomes = {}
+    for person in (ALICE, BORIS, dave, eve):
+        (row,) = await bot.rows_of(person)  # exactly one each
+        outcomes[person["id"]] = (row["status"], row["error_kind"])
+        assert row["request_id"]
+    assert outcomes == {
+        ALICE["id"]: ("ok", None),
+        BORIS["id"]: ("error", "too_large"),
+        dave["id"]: ("error", "not_image"),
+        eve["id"]: ("error", "delivery_failed"),
+    }

@@ -500,3 +500,34 @@ async def test_dashboard_json_has_the_statistics_after_conversions(
     [failure] = data["failures"]
     assert failure["error_kind"] == "damaged" and failure["platform"] == "web"
     assert not any("hash" in key or "user" in key for key in failure)
+
+
+async def test_every_web_request_is_one_usage_row(make_client: MakeClient) -> None:
+    """Success, refusals before and inside the job runner, and failures: one row each (the
+    web outlet hands the answer back in-process, so a delivery cannot fail here)."""
+    client = await make_client(max_upload_mb=0.05)
+    await visit(client)
+    ok = await client.post("/api/convert", data=form(tiny_png(21)))
+    not_image = await client.post("/api/convert", data=form(b"plain text, not a picture"))
+    no_image = await client.post("/api/convert", data={"style": "hayao"})
+    too_large = await client.post("/api/convert", data=form(tiny_png(22, size=160)))
+    with_format = form(tiny_png(23))
+    with_format.add_field("format", "tiff")
+    unknown_format = await client.post("/api/convert", data=with_format)
+    assert [r.status for r in (ok, not_image, no_image, too_large, unknown_format)] == [
+        200,
+        400,
+        400,
+        413,
+        400,
+    ]
+    rows = await usage_rows(client)
+    assert [(r["status"], r["error_kind"]) for r in rows] == [
+        ("ok", None),
+        ("error", "not_image"),
+        ("error", "empty"),
+        ("error", "too_large"),
+        ("error", "unknown_format"),
+    ]
+    assert rows[0]["request_id"] == ok.headers["X-Animebot-Request-Id"]
+    assert len({r["request_id"] for r in rows}) == len(rows)  # each its own request

@@ -125,7 +125,7 @@ async def stats(update: Update, context: Context) -> None:
     d = deps(context)
     lang = await d.language(user)
     target = command_target(message, user)
-    if not d.service.is_admin(PLATFORM, user.id):
+    if not d.runner.is_admin(PLATFORM, user.id):
         await answer(d, context, target, t("tg.stats.denied", lang))
         return
     summary = await d.service.stats(days=30)
