@@ -41,6 +41,7 @@ BOT_FRONT_ENDS = (
 # A worker takes no updates: it only delivers replies, from the token alone.
 BOT_WORKER_OUTLETS = (
     ("telegram_token", "TELEGRAM_TOKEN", "bot.telegram.worker", "TelegramWorkerOutlet"),
+    ("discord_token", "DISCORD_TOKEN", "bot.discord.worker", "DiscordWorkerOutlet"),
 )
 
 
