@@ -20,7 +20,7 @@ import contextvars
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -55,6 +55,9 @@ POSITION_EVERY_S = 2.0
 MAX_WATCHED = 1000  # jobs whose position a front end keeps showing
 
 WebDelivery = Callable[[str, ConversionReply | AnimeBotError], None]
+BatchDelivery = Callable[
+    [Job, Sequence[tuple[Job, ConversionReply | AnimeBotError]]], Awaitable[list[tuple[str, str]]]
+]
 
 _current_run: contextvars.ContextVar[Run | None] = contextvars.ContextVar("run", default=None)
 
@@ -243,6 +246,11 @@ class OnceOutlet:
 
     def __init__(self, inner: Outlet, ledger: DeliveryLedger) -> None:
         self.inner, self.ledger = inner, ledger
+        # Several photos answered in one message (Discord's Anime-fy), when the inner has it:
+        # the runner looks the method up and refuses batches for an outlet without it.
+        self.deliver_batch: BatchDelivery | None = (
+            self._deliver_batch if hasattr(inner, "deliver_batch") else None
+        )
 
     @property
     def limits(self) -> OutletLimits:
@@ -265,6 +273,17 @@ class OnceOutlet:
         async with self.ledger.once(job.request_id, _owner(job)) as first:
             if first:
                 await self.inner.fail(job, error)
+
+    async def _deliver_batch(
+        self, job: Job, items: Sequence[tuple[Job, ConversionReply | AnimeBotError]]
+    ) -> list[tuple[str, str]]:
+        async with self.ledger.once(job.request_id, _owner(job)) as first:
+            if first:
+                undelivered: list[tuple[str, str]] = await self.inner.deliver_batch(  # type: ignore[attr-defined]
+                    job, items
+                )
+                return undelivered
+        return []
 
     async def defer(self, job: Job) -> dict[str, Any]:
         return await self.inner.defer(job)

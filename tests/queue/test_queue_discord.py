@@ -51,6 +51,17 @@ async def test_anime_is_converted_and_answered_by_a_worker(
         assert len(reply.files) == 1  # the converted picture
         assert conversions(front_rt) == 0  # the front end only queued it
         assert conversions(worker_rt) == 1  # the worker converted and answered
+        # Anime-fy: several photos, one answer, also from the worker.
+        target = discord_standin.make_message(
+            [
+                ("a.png", distinct_png(8, side=160), "image/png"),
+                ("b.png", distinct_png(9, side=160), "image/png"),
+            ]
+        )
+        record = await discord_standin.invoke_message_command("Anime-fy", target)
+        (reply,) = await record.wait_followups(1, timeout=60)
+        assert len(reply.files) == 2
+        assert conversions(front_rt) == 0 and conversions(worker_rt) == 3
     finally:
         await worker_queue.stop(5)
         await outlet.stop()
