@@ -30,13 +30,13 @@ def style_in_text(text: str | None, styles: Sequence[str]) -> str | None:
     if not text:
         return None
     folded = text.casefold()
-    best: tuple[int, str] | None = None
+    best: tuple[int, int, str] | None = None  # (position, -length): "hayao classic" over "hayao"
     for style in styles:
         for alias in {style, *(style_label(style, lang) for lang in LANGUAGES)}:
             position = _find(folded, alias.casefold())
-            if position >= 0 and (best is None or position < best[0]):
-                best = (position, style)
-    return None if best is None else best[1]
+            if position >= 0 and (best is None or (position, -len(alias)) < best[:2]):
+                best = (position, -len(alias), style)
+    return None if best is None else best[2]
 
 
 def _find(text: str, alias: str) -> int:

@@ -32,7 +32,7 @@ from tests.standins.telegram_api import TelegramStandIn, make_bot, private_chat
 from tests.telegram.helpers import ALICE
 
 KEY = hashlib.sha256(b"some photo").hexdigest()
-STYLES = ["hayao", "shinkai"]
+STYLES = ["hayao", "shinkai", "paprika", "hayao_v2", "shinkai_v2"]
 
 
 @pytest.mark.parametrize("op", ["photo", "file"])
@@ -83,6 +83,10 @@ def test_setting_actions_and_garbage() -> None:
         ("宫崎骏", "hayao"),
         ("в стиле Хаяо", "hayao"),
         ("hayaoish", None),  # a whole word, not a part of one
+        ("hayao classic please", "hayao_v2"),  # the longer name wins where both start
+        ("Shinkai classic", "shinkai_v2"),
+        ("宫崎骏经典风格", "hayao_v2"),
+        ("в стиле Паприка", "paprika"),
         ("my cat", None),
         (None, None),
     ],
