@@ -489,8 +489,19 @@ class Engine:
 
         return parallel
 
+    def stylize(self, spec: StyleSpec, rgb: RGB, *, thumb: Any = None) -> RGB:
+        """One frame of a clip through a scene model on the calling (worker) thread, graded by
+        `thumb` (`core.session.thumbnail` of the frame the clip's colour is taken from) so
+        every frame of a clip gets the same grade; no face pass, no encoding."""
+        return self._stylize(self.session(spec), rgb, 1, None, thumb)
+
     def _stylize(
-        self, session: StyleSession, rgb: RGB, parts: int = 1, pass_pixels: int | None = None
+        self,
+        session: StyleSession,
+        rgb: RGB,
+        parts: int = 1,
+        pass_pixels: int | None = None,
+        thumb: Any = None,
     ) -> RGB:
         h, w = rgb.shape[:2]
         c = self.config
@@ -500,7 +511,7 @@ class Engine:
             s = small / max(h, w)
             size = (round(w * s), round(h * s))
             up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
-            styled = cv2.resize(self._run(session, up), (w, h), interpolation=cv2.INTER_AREA)
+            styled = cv2.resize(self._run(session, up, thumb), (w, h), interpolation=cv2.INTER_AREA)
             return np.asarray(styled, dtype=np.uint8)
         # On many cores, a photo cut into slivers would be mostly context: keep tiles at least
         # four overlaps long, and tiles of a large photo at least a third of the usual budget.
@@ -508,8 +519,9 @@ class Engine:
         if h * w < c.split_min_pixels:
             parts = 1
         if h * w <= min(c.whole_max_pixels, most) and parts == 1:
-            return self._run(session, rgb)
-        thumb = thumbnail(rgb) if session.wants_thumb else None
+            return self._run(session, rgb, thumb)
+        if thumb is None and session.wants_thumb:
+            thumb = thumbnail(rgb)
         m = session.spec.multiple
         tile: tuple[int, int] | None = None
         if h * w <= c.whole_max_pixels and parts > 1:  # `parts` tiles across the long side
