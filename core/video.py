@@ -19,7 +19,7 @@ import contextlib
 import io
 import math
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
@@ -308,7 +308,7 @@ class ClipReader:
         self._on_audio = on_audio if clip.keep_audio else None
         self.decoded = 0  # input frames decoded (for tests: a long clip stops early)
 
-    def frames(self) -> Iterator[ClipFrame]:
+    def frames(self) -> Generator[ClipFrame, None, None]:
         timed = self._pil_frames() if self.plan.info.animated else self._av_frames()
         yield from _step(timed, self.plan)
 
@@ -390,7 +390,9 @@ def _resize(rgb: U8, width: int, height: int) -> U8:
     return np.asarray(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), np.uint8)
 
 
-def _step(timed: Iterator[tuple[float, Callable[[], U8]]], clip: ClipPlan) -> Iterator[ClipFrame]:
+def _step(
+    timed: Iterator[tuple[float, Callable[[], U8]]], clip: ClipPlan
+) -> Generator[ClipFrame, None, None]:
     """Constant-rate output: tick k (at k / fps) shows the last input frame at or before it
     (the first frame for ticks before it). A frame that no tick shows is never converted."""
     period = 1 / float(clip.fps)
