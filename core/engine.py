@@ -312,6 +312,22 @@ class Engine:
                 if self.active == 0:
                     self._schedule_release()
 
+    async def run_job(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Work other than a photo (a few frames of a clip) in one worker slot, admitted and
+        counted like a conversion. Cancelling the caller frees the slot at once; `fn` should
+        watch for that itself (see `core.video.ClipJob.cancel`) to stop its thread early."""
+        async with self._semaphore():
+            self._held += 1
+            self.active += 1
+            self._started += 1
+            try:
+                return await self.run_in_pool(fn, *args)
+            finally:
+                self.active -= 1
+                self._held -= 1
+                if self.active == 0:
+                    self._schedule_release()
+
     async def _borrow_idle_slots(self, slots: asyncio.Semaphore, image: ImageInput) -> int:
         """Take every slot nobody is waiting for, unless the photo is known to be too small to
         split. Never waits: acquiring an unlocked asyncio.Semaphore returns at once."""

@@ -19,6 +19,7 @@ import contextlib
 import io
 import math
 import tempfile
+import threading
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -113,10 +114,15 @@ class EncodedClip:
     has_audio: bool
 
 
+def _container_magic(data: bytes) -> bool:
+    """MP4/MOV (`ftyp` box) or Matroska/WebM (EBML header)."""
+    return data[4:8] == b"ftyp" or data[:4] == b"\x1a\x45\xdf\xa3"
+
+
 def looks_like_clip(data: bytes) -> bool:
     """Whether an upload is a video container or an animated GIF/WebP (cheap sniff)."""
     head = data[:64]
-    if head[4:8] == b"ftyp" or head[:4] == b"\x1a\x45\xdf\xa3":  # MP4/MOV, Matroska/WebM
+    if _container_magic(head):
         return True
     if head.startswith(_PIL_MAGIC) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
         return _animated_image(data)
@@ -222,6 +228,8 @@ def _open_av(data: bytes) -> Any:
     try:
         return av.open(io.BytesIO(data), mode="r", metadata_errors="ignore")
     except av.error.InvalidDataError:
+        if _container_magic(data):  # a video's header, then nothing readable
+            raise DamagedVideo("video container unreadable") from None
         raise NotAVideo("not a video container") from None
     except av.error.FFmpegError as exc:
         raise DamagedVideo(f"container unreadable: {type(exc).__name__}") from None
@@ -548,6 +556,10 @@ class ClipJob:
             self._writer.abort()
             raise
         self.done = 0
+        self._lock = threading.Lock()
+        self._stepping = False
+        self._cancelled = False
+        self._aborted = False
         self._last_in: U8 | None = None
         self._last_out: U8 | None = None
         self._diff_in = 0.0
@@ -569,9 +581,35 @@ class ClipJob:
     def flicker(self) -> float:
         return self._diff_out / self._diff_in if self._diff_in > 0 else 1.0
 
+    def cancel(self) -> None:
+        """Stop from any thread: a step under way ends after its current frame and drops the
+        output itself; otherwise it is dropped now. Idempotent."""
+        with self._lock:
+            self._cancelled = True
+            stepping = self._stepping
+        if not stepping:
+            self.abort()
+
     def step(self, convert: FrameFn, frames: int = 1) -> int:
         """Convert and encode up to `frames` more frames; returns how many are done in all."""
+        with self._lock:
+            if self._cancelled:
+                return self.done
+            self._stepping = True
+        try:
+            self._step(convert, frames)
+        finally:
+            with self._lock:
+                self._stepping = False
+                cancelled = self._cancelled
+            if cancelled:
+                self.abort()
+        return self.done
+
+    def _step(self, convert: FrameFn, frames: int) -> None:
         for _ in range(frames):
+            if self._cancelled:
+                return
             frame = next(self._frames, None)
             if frame is None:
                 self.done = self.plan.frames  # the reader pads to the plan; nothing is left
@@ -587,7 +625,6 @@ class ClipJob:
             self._writer.write(out)
             self._last_out = out
             self.done += 1
-        return self.done
 
     def finish(self) -> EncodedClip:
         """Encode what remains and return the clip (call once `finished`)."""
@@ -595,8 +632,12 @@ class ClipJob:
         return self._writer.finish()
 
     def abort(self) -> None:
+        if self._aborted:
+            return
+        self._aborted = True
         self._frames.close()
         self._writer.abort()
+        self._last_in = self._last_out = None
 
 
 def transcode(

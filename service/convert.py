@@ -574,6 +574,11 @@ class ConversionService:
     def styles(self) -> list[str]:
         return self.engine.registry.names()
 
+    def style_for(self, wanted: str | None) -> str:
+        """The style a request gets: `wanted` if installed (UnknownStyle if not), else the
+        default."""
+        return self._style(wanted)
+
     def default_style(self) -> str:
         """The style used for people who have not chosen one."""
         return self._style(None)

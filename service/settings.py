@@ -245,6 +245,54 @@ FIELDS: tuple[Field, ...] = (
         _non_negative,
     ),
     Field(
+        "ANIMEBOT_CLIP_MAX_SECONDS",
+        "clip_max_seconds",
+        _float,
+        15.0,
+        "clips and GIFs: longer ones are converted up to this many seconds (with a note)",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_FRAMES",
+        "clip_max_frames",
+        _int,
+        450,
+        "clips and GIFs: frames converted at most (cuts the length further)",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_SIDE",
+        "clip_max_side",
+        _int,
+        720,
+        "clips and GIFs: long side cap; larger frames are scaled down (with a note)",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_FPS",
+        "clip_max_fps",
+        _float,
+        30.0,
+        "clips and GIFs: higher frame rates drop frames evenly",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_MB",
+        "clip_max_mb",
+        _float,
+        20.0,
+        "clips and GIFs: refuse uploads larger than this",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_PHOTO_PIXELS",
+        "clip_photo_pixels",
+        _int,
+        1_250_000,
+        "clips and GIFs: frames x pixels that count as one photo (quota, fair queue)",
+        _positive,
+    ),
+    Field(
         "ANIMEBOT_CACHE_MB",
         "cache_mb",
         _float,
@@ -367,6 +415,12 @@ class Settings:
     rate_burst: int = 10
     rate_per_minute: float = 12.0
     daily_quota: int = 200
+    clip_max_seconds: float = 15.0
+    clip_max_frames: int = 450
+    clip_max_side: int = 720
+    clip_max_fps: float = 30.0
+    clip_max_mb: float = 20.0
+    clip_photo_pixels: int = 1_250_000
     cache_mb: float = 500.0
     result_ttl_days: float = 30.0
     input_ttl_hours: float = 24.0
@@ -388,6 +442,10 @@ class Settings:
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def clip_max_bytes(self) -> int:
+        return int(self.clip_max_mb * 1024 * 1024)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

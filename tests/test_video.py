@@ -182,6 +182,8 @@ def test_bad_inputs_raise_typed_errors(tmp_path: Path, photo: Path) -> None:
     with pytest.raises(EmptyInput):
         plan(b"", ClipLimits())
     with pytest.raises(NotAVideo):
+        plan(b"this is a text file, not a video" * 20, ClipLimits())
+    with pytest.raises(DamagedVideo):
         plan(b"\x00\x00\x00\x18ftypisom" + b"garbage" * 50, ClipLimits())
     src = make_mp4(tmp_path / "a.mp4", photo, seconds=1, fps=10)
     with pytest.raises(ImageTooLarge):
