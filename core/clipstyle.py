@@ -14,6 +14,7 @@ Runs on a worker thread, one frame after another (the state carries across frame
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -121,14 +122,25 @@ class ClipStylizer:
         self._thumb = thumbnail(rgb)
 
     def __call__(self, rgb: RGB) -> RGB:
+        return self.batch([rgb])[0]
+
+    def batch(self, frames: list[RGB], map_fn: Callable[..., Iterable[RGB]] = map) -> list[RGB]:
+        """Frames in order: faces are tracked one frame after another (the tracks carry
+        across frames), then the frames are stylized through `map_fn` (side by side when it
+        is an executor's map: frames are independent once the grade and boxes are fixed)."""
+        if not frames:
+            return []
         if self._thumb is None:
-            self.grade_from(rgb)
+            self.grade_from(frames[0])
+        boxes = [self._tracks.faces(rgb) if self._tracks is not None else [] for rgb in frames]
+        for found in boxes:
+            self.faces_seen = max(self.faces_seen, len(found))
+        return list(map_fn(self._render, list(zip(frames, boxes, strict=True))))
+
+    def _render(self, job: tuple[RGB, list[Face]]) -> RGB:
+        rgb, found = job
         styled = self._engine.stylize(self.spec, rgb, thumb=self._thumb)
-        if self._tracks is None or self._face_spec is None:
-            return styled
-        found = self._tracks.faces(rgb)
-        self.faces_seen = max(self.faces_seen, len(found))
-        if not found:
+        if not found or self._face_spec is None:
             return styled
         from core.face2paint import face2paint
 

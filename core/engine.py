@@ -312,19 +312,27 @@ class Engine:
                 if self.active == 0:
                     self._schedule_release()
 
-    async def run_job(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Work other than a photo (a few frames of a clip) in one worker slot, admitted and
-        counted like a conversion. Cancelling the caller frees the slot at once; `fn` should
-        watch for that itself (see `core.video.ClipJob.cancel`) to stop its thread early."""
-        async with self._semaphore():
-            self._held += 1
+    async def run_job(self, fn: Callable[[MapFn[Any, Any]], Any]) -> Any:
+        """Work other than a photo (a batch of a clip's frames) in a worker slot, admitted
+        and counted like a conversion, with every slot nobody waits for borrowed: `fn` gets
+        a `map` that runs that many calls side by side. Cancelling the caller frees the
+        slots at once; `fn` should watch for that itself (`core.video.ClipJob.cancel`)."""
+        slots = self._semaphore()
+        async with slots:
+            extra = 0
+            while extra < self.config.workers - 1 and not slots.locked():
+                await slots.acquire()  # free: returns at once
+                extra += 1
+            self._held += 1 + extra
             self.active += 1
             self._started += 1
             try:
-                return await self.run_in_pool(fn, *args)
+                return await self.run_in_pool(fn, self._map_fn(1 + extra))
             finally:
                 self.active -= 1
-                self._held -= 1
+                self._held -= 1 + extra
+                for _ in range(extra):
+                    slots.release()
                 if self.active == 0:
                     self._schedule_release()
 

@@ -32,7 +32,14 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageSequence
 
-from core.errors import AnimeBotError, EmptyInput, ImageTooLarge, InputError
+from core.errors import (
+    AnimeBotError,
+    DamagedVideo,
+    EmptyInput,
+    ImageTooLarge,
+    InputError,
+    NotAVideo,
+)
 
 U8 = npt.NDArray[np.uint8]
 Source = bytes | Path
@@ -45,18 +52,6 @@ _PIL_MAGIC = (b"GIF87a", b"GIF89a")
 _UNCAPPED_KBPS = 20_000
 # A GIF frame delay under this is shown by browsers as 100 ms; do the same.
 _GIF_MIN_DELAY_MS = 20
-
-
-class NotAVideo(InputError):
-    """Neither a video nor an animation this build can read."""
-
-    code = "not_video"
-
-
-class DamagedVideo(InputError):
-    """Readable header, but the frames could not be decoded."""
-
-    code = "damaged_video"
 
 
 @dataclass(frozen=True)
@@ -534,6 +529,13 @@ def frame_difference(a: U8, b: U8) -> float:
 
 
 FrameFn = Callable[[U8], U8]
+# Frames in order -> their results in order (a caller may run them side by side).
+BatchFn = Callable[[list[U8]], list[U8]]
+
+
+def per_frame(convert: FrameFn) -> BatchFn:
+    """A batch function that converts one frame after another on the calling thread."""
+    return lambda frames: [convert(rgb) for rgb in frames]
 
 
 class ClipJob:
@@ -590,8 +592,9 @@ class ClipJob:
         if not stepping:
             self.abort()
 
-    def step(self, convert: FrameFn, frames: int = 1) -> int:
-        """Convert and encode up to `frames` more frames; returns how many are done in all."""
+    def step(self, convert: BatchFn, frames: int = 1) -> int:
+        """Convert (as one batch) and encode up to `frames` more frames; returns how many are
+        done in all. Cancellation takes effect between batches."""
         with self._lock:
             if self._cancelled:
                 return self.done
@@ -606,22 +609,28 @@ class ClipJob:
                 self.abort()
         return self.done
 
-    def _step(self, convert: FrameFn, frames: int) -> None:
+    def _step(self, convert: BatchFn, frames: int) -> None:
+        batch: list[ClipFrame] = []
         for _ in range(frames):
-            if self._cancelled:
-                return
             frame = next(self._frames, None)
             if frame is None:
-                self.done = self.plan.frames  # the reader pads to the plan; nothing is left
                 break
-            if frame.repeat and self._last_out is not None:
+            batch.append(frame)
+        if not batch:
+            self.done = self.plan.frames  # the reader pads to the plan; nothing is left
+            return
+        # a repeat shows the frame before it again (never the clip's first frame)
+        outputs = iter(convert([f.rgb for f in batch if not f.repeat]))
+        for frame in batch:
+            if frame.repeat:
                 out = self._last_out
             else:
-                out = convert(frame.rgb)
+                out = next(outputs)
                 if self._last_in is not None and self._last_out is not None:
                     self._diff_in += frame_difference(frame.rgb, self._last_in)
                     self._diff_out += frame_difference(out, self._last_out)
                 self._last_in = frame.rgb
+            assert out is not None
             self._writer.write(out)
             self._last_out = out
             self.done += 1
@@ -647,7 +656,7 @@ def transcode(
     job = ClipJob(source, clip, max_bytes=max_bytes)
     try:
         while not job.finished:
-            job.step(convert, 16)
+            job.step(per_frame(convert), 16)
     except BaseException:
         job.abort()
         raise

@@ -22,9 +22,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from core.clipstyle import ClipStylizer
+from core.tiling import MapFn
 from core.video import ClipJob, ClipLimits, ClipPlan, EncodedClip, plan
 from service.convert import ConversionService, seconds_to_utc_midnight, today_utc
 from service.errors import QuotaExceeded, RateLimited, Refusal, ShuttingDown
@@ -91,9 +93,10 @@ def clip_cost(clip: ClipPlan, photo_pixels: int) -> int:
     return max(1, math.ceil(clip.pixels / max(1, photo_pixels)))
 
 
-def chunk_frames(clip: ClipPlan, photo_pixels: int) -> int:
-    """Frames per fair-queue turn: about one photo's pixels."""
-    return max(1, photo_pixels // max(1, clip.width * clip.height))
+def chunk_frames(clip: ClipPlan, photo_pixels: int, workers: int) -> int:
+    """Frames per fair-queue turn: about one photo's pixels, and at least one per worker (an
+    idle bot runs a turn's frames side by side on every core)."""
+    return max(workers, round(photo_pixels / max(1, clip.width * clip.height)))
 
 
 class ClipService:
@@ -244,17 +247,17 @@ class ClipService:
             lambda: ClipJob(req.data, clip, max_bytes=req.max_output_bytes)
         )
         stylizer: ClipStylizer | None = None
-        chunk = chunk_frames(clip, svc.settings.clip_photo_pixels)
+        chunk = chunk_frames(clip, svc.settings.clip_photo_pixels, self.engine.config.workers)
         waited_ms = 0.0
         try:
             while not job.finished:
                 async with svc.queue.slot(user_hash) as waited:
                     waited_ms += waited
                     if stylizer is None:  # loads the models in a worker, not on the loop
-                        stylizer = await self.engine.run_job(
+                        stylizer = await self.engine.run_light(
                             lambda: ClipStylizer(self.engine, style, faces=faces)
                         )
-                    await self.engine.run_job(job.step, stylizer, chunk)
+                    await self.engine.run_job(partial(_chunk, job, stylizer, chunk))
                 if req.on_frames is not None:
                     await _report(req.on_frames, job.done, job.total)
             encoded: EncodedClip = await self.engine.run_light(job.finish)
@@ -270,6 +273,11 @@ class ClipService:
         except Exception:
             log.exception("could not record usage for clip %s", row.get("request_id"))
         svc.metrics.requests.labels(row["platform"], status, error_kind or "clip").inc()
+
+
+def _chunk(job: ClipJob, stylizer: ClipStylizer, frames: int, map_fn: MapFn[Any, Any]) -> int:
+    """One fair-queue turn of a clip, on a worker thread: `frames` frames side by side."""
+    return job.step(lambda batch: stylizer.batch(batch, map_fn), frames)
 
 
 async def _report(callback: FramesCallback, done: int, total: int) -> None:
