@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import discord
 from discord import app_commands
 
+from bot.discord.clips import is_clip_attachment, run_clip
 from bot.discord.conversion import (
     ConversionFailed,
     Converted,
@@ -36,7 +37,20 @@ async def run_menu(
     titles: dict[str, str],
     interaction: discord.Interaction[discord.Client],
     message: discord.Message,
+    *,
+    clips: bool = True,
 ) -> None:
+    found = [a for a in message.attachments if is_clip_attachment(a)] if clips else []
+    if found:  # a video or GIF: the first one, every frame (bot/discord/clips)
+        await run_clip(
+            converter,
+            interaction,
+            found[0],
+            style=None,
+            faces=None,
+            photo_fallback=lambda: run_menu(converter, titles, interaction, message, clips=False),
+        )
+        return
     lang = language(interaction)
     images = [a for a in message.attachments if looks_like_image(a)]
     not_images = len(message.attachments) - len(images)
