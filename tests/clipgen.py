@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -14,22 +15,19 @@ import numpy as np
 from PIL import Image
 
 
-def pan_frames(photo: Path, width: int, height: int, count: int) -> list[np.ndarray]:
-    """`count` crops of `photo` (scaled to cover 1.25x the frame) moving left to right."""
+def pan_frames(photo: Path, width: int, height: int, count: int) -> Iterator[np.ndarray]:
+    """`count` crops of `photo` (scaled to cover 1.25x the frame) moving left to right, made
+    one at a time (a long clip is never whole in memory)."""
     with Image.open(photo) as im:
         rgb = im.convert("RGB")
     scale = 1.25 * max(width / rgb.width, height / rgb.height)
-    big = rgb.resize(
-        (max(width + 2, round(rgb.width * scale)), max(height, round(rgb.height * scale)))
-    )
-    arr = np.asarray(big)
+    size = (max(width + 2, round(rgb.width * scale)), max(height, round(rgb.height * scale)))
+    arr = np.asarray(rgb.resize(size))
     spare_x, spare_y = arr.shape[1] - width, arr.shape[0] - height
-    out = []
     for i in range(count):
         f = i / max(1, count - 1)
         x, y = round(spare_x * f), round(spare_y * 0.5)
-        out.append(np.ascontiguousarray(arr[y : y + height, x : x + width]))
-    return out
+        yield np.ascontiguousarray(arr[y : y + height, x : x + width])
 
 
 def make_mp4(
