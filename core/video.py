@@ -661,3 +661,49 @@ def transcode(
         job.abort()
         raise
     return job.finish()
+
+
+def to_gif(mp4: bytes, max_bytes: int = 0) -> bytes | None:
+    """An MP4 made here, again as a looping GIF (where a platform plays GIFs inline and
+    videos only on a click); None when the GIF would not fit `max_bytes` (GIFs are several
+    times larger). One palette for the whole clip, from its first frame, and no dithering:
+    a palette or dither pattern of its own per frame would flicker."""
+    with tempfile.TemporaryDirectory(prefix="animebot-gif-") as folder:
+        path = Path(folder) / "out.gif"
+        with _open_av(mp4) as source, av.open(str(path), mode="w", format="gif") as out:
+            video = source.streams.video[0]
+            rate = video.average_rate or Fraction(10)
+            stream = out.add_stream("gif", rate=rate)
+            stream.width = video.codec_context.width
+            stream.height = video.codec_context.height
+            stream.pix_fmt = "pal8"
+            stream.options = {"loop": "0"}
+            palette: Image.Image | None = None
+            argb: npt.NDArray[np.uint8] | None = None
+            written = 0
+            for index, frame in enumerate(source.decode(video)):
+                image = frame.to_image()
+                if palette is None:
+                    palette = image.quantize(colors=256, method=Image.Quantize.MEDIANCUT)
+                    argb = _argb(palette)
+                indices = np.asarray(image.quantize(palette=palette, dither=Image.Dither.NONE))
+                pair: Any = (indices, argb)  # pal8 takes (indices, ARGB palette)
+                gif_frame = av.VideoFrame.from_ndarray(pair, format="pal8")
+                gif_frame.pts, gif_frame.time_base = index, 1 / rate
+                for packet in stream.encode(gif_frame):
+                    out.mux(packet)
+                    written += packet.size
+                if max_bytes and written > max_bytes:
+                    return None
+            for packet in stream.encode(None):
+                out.mux(packet)
+        data = path.read_bytes()
+    return None if max_bytes and len(data) > max_bytes else data
+
+
+def _argb(palette: Image.Image) -> npt.NDArray[np.uint8]:
+    """A quantized image's palette as the 256 x 4 ARGB table PyAV's pal8 frames take."""
+    rgb = np.zeros((256, 3), np.uint8)
+    found = np.asarray(palette.getpalette() or [], np.uint8).reshape(-1, 3)[:256]
+    rgb[: len(found)] = found
+    return np.concatenate([np.full((256, 1), 255, np.uint8), rgb], axis=1)

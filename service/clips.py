@@ -27,7 +27,7 @@ from typing import Any
 
 from core.clipstyle import ClipStylizer
 from core.tiling import MapFn
-from core.video import ClipJob, ClipLimits, ClipPlan, EncodedClip, plan
+from core.video import ClipJob, ClipLimits, ClipPlan, EncodedClip, plan, to_gif
 from service.convert import ConversionService, seconds_to_utc_midnight, today_utc
 from service.errors import QuotaExceeded, RateLimited, Refusal, ShuttingDown
 from service.fairqueue import RESTART_RETRY_S
@@ -226,6 +226,13 @@ class ClipService:
             total_ms=(time.perf_counter() - started) * 1000,
             request_id=req.request_id,
         )
+
+    async def as_gif(self, reply: ClipReply, max_bytes: int) -> bytes | None:
+        """The result again as a looping GIF, for platforms that play GIFs inline; None when
+        it would not fit `max_bytes` (a GIF is many times the MP4's size). In a worker slot:
+        every frame is decoded and quantized."""
+        found: bytes | None = await self.engine.run_job(lambda _map: to_gif(reply.data, max_bytes))
+        return found
 
     def _key(self, req: ClipRequest, style: str, faces: bool) -> str:
         version = self.engine.model_version(style, faces)

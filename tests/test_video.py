@@ -3,6 +3,7 @@ come out as playable H.264 MP4 of the planned size, rate, length, with the audio
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import av
@@ -210,3 +211,24 @@ def test_webm_with_opus_audio(tmp_path: Path, photo: Path) -> None:
     out = transcode(src, plan(src, ClipLimits()), _invert)
     info = probe_output(out.data)
     assert info["audio"] == "opus" and info["frames"] == 24
+
+
+def test_a_clip_as_a_gif_loops_with_one_palette(tmp_path: Path, photo: Path) -> None:
+    from PIL import Image
+
+    from core.video import to_gif
+
+    src = make_mp4(tmp_path / "a.mp4", photo, seconds=1, fps=10, width=160, height=120)
+    mp4 = transcode(src, plan(src, ClipLimits()), _invert).data
+    gif = to_gif(mp4)
+    assert gif is not None
+    with Image.open(io.BytesIO(gif)) as im:
+        assert (im.n_frames, im.size, im.info["loop"], im.info["duration"]) == (
+            10,
+            (160, 120),
+            0,
+            100,
+        )
+        first = np.asarray(im.convert("RGB"))
+    assert np.mean(np.abs(first.astype(int) - decode_rgb(mp4)[0].astype(int))) < 6
+    assert to_gif(mp4, max_bytes=len(gif) // 2) is None  # does not fit: the caller keeps the MP4

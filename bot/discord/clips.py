@@ -1,8 +1,8 @@
 """Clips on Discord: a video or GIF attachment given to /anime or Anime-fy is converted whole
 through `service.clips` and posted as an MP4 that fits the channel's upload limit (the bit rate
-is chosen for it). The deferred "thinking" message shows the percentage of frames done. A GIF
-that turns out to be a still picture goes the photo way. Not durable: a clip interrupted by a
-restart is not resumed.
+is chosen for it); a GIF comes back as a GIF when that fits (Discord plays GIFs inline). The
+deferred "thinking" message shows the percentage of frames done. A GIF that turns out to be a
+still picture goes the photo way. Not durable: a clip interrupted by a restart is not resumed.
 """
 
 from __future__ import annotations
@@ -110,8 +110,13 @@ async def run_clip(
         await send_error(interaction, error_message(exc, lang))
         return
     del data
-    name = f"anime-{safe_stem(attachment.filename, 'clip')}.{reply.ext}"
-    file = discord.File(io.BytesIO(reply.data), filename=name)
+    body, ext = reply.data, reply.ext
+    if gif:  # GIFs play inline on Discord, videos on a click: a GIF back if it fits
+        as_gif = await ClipService(service).as_gif(reply, interaction.filesize_limit)
+        if as_gif is not None:
+            body, ext = as_gif, "gif"
+    name = f"anime-{safe_stem(attachment.filename, 'clip')}.{ext}"
+    file = discord.File(io.BytesIO(body), filename=name)
     if progress.edited:  # the progress is a message now: it goes, the clip comes as a new one
         try:
             await interaction.delete_original_response()

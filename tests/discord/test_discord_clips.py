@@ -4,9 +4,11 @@ of the right size, length and frame count (with its audio) that fits the upload 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from bot.discord import DiscordFrontEnd
 from i18n import t
@@ -70,9 +72,27 @@ async def test_anime_fy_on_a_message_with_a_gif(
     record = await discord_standin.invoke_message_command("Anime-fy", message)
     (reply,) = await record.wait_followups(1, timeout=WAIT_S)
     ((name, data),) = reply.files.items()
-    assert name.endswith(".mp4")
-    info = probe_output(data)
-    assert (info["frames"], info["audio"]) == (10, None)
+    assert name == "anime-dance.gif"  # a GIF back: Discord plays it inline
+    with Image.open(io.BytesIO(data)) as im:
+        assert (im.format, im.n_frames, im.size, im.info["loop"]) == ("GIF", 10, (200, 150), 0)
+        assert im.info["duration"] == 100
+
+
+async def test_a_gif_too_large_to_post_as_a_gif_comes_as_an_mp4(
+    bot: DiscordFrontEnd, discord_standin: DiscordStandIn, photo: Path
+) -> None:
+    gif = make_animation(photo, frames=30, delay_ms=40, side=480)
+    limit = 400_000  # the GIF result would be over, its MP4 is far under
+    record = await discord_standin.invoke_slash(
+        "anime",
+        {},
+        attachments={"image": ("big.gif", gif, "image/gif")},
+        attachment_size_limit=limit,
+    )
+    (reply,) = await record.wait_followups(1, timeout=WAIT_S)
+    ((name, data),) = reply.files.items()
+    assert name == "anime-big.mp4" and len(data) <= limit
+    assert probe_output(data)["frames"] == 30
 
 
 async def test_a_still_gif_is_converted_as_a_photo(
