@@ -461,7 +461,6 @@ class ClipWriter:
         stream.codec_context.flags |= av.codec.context.Flags.bitexact
         self._video = stream
         self._audio: Any = None
-        self._audio_src: Any = None
         self.frames = 0
         self.has_audio = False
 
