@@ -94,9 +94,11 @@ def clip_cost(clip: ClipPlan, photo_pixels: int) -> int:
 
 
 def chunk_frames(clip: ClipPlan, photo_pixels: int, workers: int) -> int:
-    """Frames per fair-queue turn: about one photo's pixels, and at least one per worker (an
-    idle bot runs a turn's frames side by side on every core)."""
-    return max(workers, round(photo_pixels / max(1, clip.width * clip.height)))
+    """Frames per fair-queue turn: about one photo's pixels, rounded up to a multiple of the
+    workers (an idle bot runs a turn's frames side by side on every core: 3 frames on 2 cores
+    would leave one idle a third of the time)."""
+    frames = max(1, round(photo_pixels / max(1, clip.width * clip.height)))
+    return -(-frames // workers) * workers
 
 
 class ClipService:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from core.video import DamagedVideo
-from service.clips import ClipRequest, ClipService, clip_cost
+from service.clips import ClipRequest, ClipService, chunk_frames, clip_cost
 from service.convert import ConversionRequest
 from service.errors import QuotaExceeded
 from service.runtime import Runtime
@@ -149,3 +149,5 @@ def test_cost_is_frames_times_pixels() -> None:
     plan = ClipPlan(info, Fraction(30), 300, 640, 480, 10.0, False)
     assert clip_cost(plan, 640 * 480) == 300
     assert clip_cost(plan, 640 * 480 * 10) == 30
+    assert chunk_frames(plan, 640 * 480 * 3, workers=2) == 4  # whole rounds on both cores
+    assert chunk_frames(plan, 640 * 480, workers=1) == 1
