@@ -123,3 +123,43 @@ async def test_a_damaged_video_is_a_private_translated_error(
     assert record.deleted_message_ids == [deferral.message_id]
     summary = await bot.runtime.db.stats.summary(days=1)
     assert summary.error_kinds == {"damaged_video": 1}
+
+
+async def test_every_clip_request_is_one_usage_row_whatever_its_outcome(
+    start_bot: StartBot, discord_standin: DiscordStandIn, tmp_path: Path, photo: Path
+) -> None:
+    """A clip posted, one refused before downloading and one whose upload Discord refused: one
+    row each, keyed by the request id (the clip service writes it, or updates it)."""
+    bot = await start_bot(clip_max_mb=0.2)
+    clip = make_mp4(tmp_path / "a.mp4", photo, seconds=1, fps=8).read_bytes()
+    too_big = bytes(bot.runtime.settings.limits.clip_max_bytes + 1)
+    assert len(clip) < len(too_big)
+
+    async def anime(data: bytes, user_id: int) -> None:
+        record = await discord_standin.invoke_slash(
+            "anime", {}, attachments={"image": ("a.mp4", data, "video/mp4")}, user_id=user_id
+        )
+        await record.wait_followups(1, timeout=WAIT_S)
+
+    await anime(clip, 601)
+    refused = await discord_standin.invoke_slash(
+        "anime", {}, attachments={"image": ("a.mp4", too_big, "video/mp4")}, user_id=602
+    )
+    assert (await refused.wait_response()).ephemeral
+    discord_standin.fail_next(r"^POST /webhooks/", status=403, code=50013, message="Missing")
+    await anime(clip, 603)
+    db = bot.runtime.db
+    outcomes = {}
+    for user in (601, 602, 603):
+        found = await db._sql.fetchall(
+            "SELECT status, error_kind, request_id FROM usage WHERE user_hash = ?",
+            (db.hash_id("discord", user),),
+        )
+        (row,) = found  # exactly one each
+        assert row["request_id"]
+        outcomes[user] = (row["status"], row["error_kind"])
+    assert outcomes == {
+        601: ("ok", None),
+        602: ("error", "too_large"),
+        603: ("error", "delivery_failed"),
+    }

@@ -109,3 +109,21 @@ async def test_a_too_large_clip_is_refused_before_downloading(
     limit = int(0.01 * 1024 * 1024)
     assert reply.params["text"] == error_message(ImageTooLarge("x", limit=limit), "en")
     assert not api.calls_to("getFile")
+    await bot.settled()
+    (row,) = await bot.rows_of(ALICE)  # the refusal's one row, written by the clip service
+    assert (row["status"], row["error_kind"]) == ("error", "too_large")
+    assert row["request_id"]
+
+
+async def test_a_clip_the_chat_refuses_updates_its_one_row(
+    bot: Harness, tmp_path: Path, photo: Path
+) -> None:
+    api = bot.api
+    data = make_mp4(tmp_path / "v.mp4", photo, seconds=1, fps=8, audio=True).read_bytes()
+    api.fail_next("sendVideo", 403)  # the person blocked the bot while the clip converted
+    sent = await api.send_video(BORIS, private_chat(BORIS), data)
+    (refused,) = await api.wait_for("sendVideo", replies_to(sent))
+    assert refused.status == 403
+    await bot.settled()
+    rows = [(r["status"], r["error_kind"]) for r in await bot.rows_of(BORIS)]
+    assert rows == [("error", "delivery_blocked")]  # the conversion's row, updated
