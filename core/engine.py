@@ -315,6 +315,30 @@ class Engine:
                 if self.active == 0:
                     self._schedule_release()
 
+    async def run_job(self, fn: Callable[[MapFn[Any, Any]], Any]) -> Any:
+        """Work other than a photo (a batch of a clip's frames) in a worker slot, admitted
+        and counted like a conversion, with every slot nobody waits for borrowed: `fn` gets
+        a `map` that runs that many calls side by side. Cancelling the caller frees the
+        slots at once; `fn` should watch for that itself (`core.video.ClipJob.cancel`)."""
+        slots = self._semaphore()
+        async with slots:
+            extra = 0
+            while extra < self.config.workers - 1 and not slots.locked():
+                await slots.acquire()  # free: returns at once
+                extra += 1
+            self._held += 1 + extra
+            self.active += 1
+            self._started += 1
+            try:
+                return await self.run_in_pool(fn, self._map_fn(1 + extra))
+            finally:
+                self.active -= 1
+                self._held -= 1 + extra
+                for _ in range(extra):
+                    slots.release()
+                if self.active == 0:
+                    self._schedule_release()
+
     async def _borrow_idle_slots(self, slots: asyncio.Semaphore, image: ImageInput) -> int:
         """Take every slot nobody is waiting for, unless the photo is known to be too small to
         split. Never waits: acquiring an unlocked asyncio.Semaphore returns at once."""
@@ -500,8 +524,19 @@ class Engine:
 
         return parallel
 
+    def stylize(self, spec: StyleSpec, rgb: RGB, *, thumb: Any = None) -> RGB:
+        """One frame of a clip through a scene model on the calling (worker) thread, graded by
+        `thumb` (`core.session.thumbnail` of the frame the clip's colour is taken from) so
+        every frame of a clip gets the same grade; no face pass, no encoding."""
+        return self._stylize(self.session(spec), rgb, 1, None, thumb)
+
     def _stylize(
-        self, session: StyleSession, rgb: RGB, parts: int = 1, pass_pixels: int | None = None
+        self,
+        session: StyleSession,
+        rgb: RGB,
+        parts: int = 1,
+        pass_pixels: int | None = None,
+        thumb: Any = None,
     ) -> RGB:
         h, w = rgb.shape[:2]
         c = self.config
@@ -511,7 +546,7 @@ class Engine:
             s = small / max(h, w)
             size = (round(w * s), round(h * s))
             up = np.asarray(cv2.resize(rgb, size, interpolation=cv2.INTER_CUBIC), dtype=np.uint8)
-            styled = cv2.resize(self._run(session, up), (w, h), interpolation=cv2.INTER_AREA)
+            styled = cv2.resize(self._run(session, up, thumb), (w, h), interpolation=cv2.INTER_AREA)
             return np.asarray(styled, dtype=np.uint8)
         # On many cores, a photo cut into slivers would be mostly context: keep tiles at least
         # four overlaps long, and tiles of a large photo at least a third of the usual budget.
@@ -519,8 +554,9 @@ class Engine:
         if h * w < c.split_min_pixels:
             parts = 1
         if h * w <= min(c.whole_max_pixels, most) and parts == 1:
-            return self._run(session, rgb)
-        thumb = thumbnail(rgb) if session.wants_thumb else None
+            return self._run(session, rgb, thumb)
+        if thumb is None and session.wants_thumb:
+            thumb = thumbnail(rgb)
         m = session.spec.multiple
         tile: tuple[int, int] | None = None
         if h * w <= c.whole_max_pixels and parts > 1:  # `parts` tiles across the long side

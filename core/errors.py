@@ -50,6 +50,18 @@ class ImageTooSmall(InputError):
         self.min_side = min_side
 
 
+class NotAVideo(InputError):
+    """Sent as a clip, but neither a video nor an animation this build can read."""
+
+    code = "not_video"
+
+
+class DamagedVideo(InputError):
+    """A video's header, but no frame (or no header) could be read."""
+
+    code = "damaged_video"
+
+
 class UnknownStyle(AnimeBotError):
     code = "unknown_style"
 

@@ -86,3 +86,17 @@ def note_message(note: str, lang: str | None = None) -> str | None:
     """A short remark for a conversion note (e.g. 'animated_first_frame'), if it deserves one."""
     key = f"note.{note}"
     return t(key, lang) if key in catalogue(DEFAULT_LANGUAGE) else None
+
+
+def clip_notes(
+    notes: tuple[str, ...] | list[str],
+    lang: str | None = None,
+    *,
+    seconds: float,
+    side: int,
+    fps: float,
+) -> list[str]:
+    """The remarks for a converted clip's notes ('cut', 'downscaled', ...), with its numbers."""
+    params = {"seconds": f"{seconds:g}", "side": side, "fps": f"{fps:.3g}"}
+    found = [f"note.clip_{note}" for note in notes]
+    return [t(key, lang, **params) for key in found if key in catalogue(DEFAULT_LANGUAGE)]

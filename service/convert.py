@@ -604,6 +604,11 @@ class ConversionService:
         spec = next((s for s in self.engine.registry.scene_styles() if s.name == name), None)
         return None if spec is None else spec.preview
 
+    def style_for(self, wanted: str | None) -> str:
+        """The style a request gets: `wanted` if installed (UnknownStyle if not), else the
+        default."""
+        return self._style(wanted)
+
     def default_style(self) -> str:
         """The style used for people who have not chosen one."""
         return self._style(None)

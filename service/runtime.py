@@ -10,12 +10,14 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from core.engine import Engine, EngineConfig
 from core.registry import Registry
 from service import logprivacy
+from service.clips import ClipService
 from service.convert import ConversionService
 from service.lifecycle import JobRunner
 from service.settings import Settings, SettingsError
@@ -67,6 +69,12 @@ class Runtime:
     # The shared queue's front half when ANIMEBOT_QUEUE is set (service/queue/), else None.
     queue: QueueFront | None = None
     _purger: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @cached_property
+    def clips(self) -> ClipService:
+        """Clips and animated GIFs (service/clips.py): a service entry point of their own
+        beside the job runner, run in this process even with ANIMEBOT_QUEUE set."""
+        return ClipService(self.service)
 
     @classmethod
     async def start(

@@ -283,6 +283,54 @@ FIELDS: tuple[Field, ...] = (
         _non_negative,
     ),
     Field(
+        "ANIMEBOT_CLIP_MAX_SECONDS",
+        "clip_max_seconds",
+        _float,
+        15.0,
+        "clips and GIFs: longer ones are converted up to this many seconds (with a note)",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_FRAMES",
+        "clip_max_frames",
+        _int,
+        450,
+        "clips and GIFs: frames converted at most (cuts the length further)",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_SIDE",
+        "clip_max_side",
+        _int,
+        720,
+        "clips and GIFs: long side cap; larger frames are scaled down (with a note)",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_FPS",
+        "clip_max_fps",
+        _float,
+        30.0,
+        "clips and GIFs: higher frame rates drop frames evenly",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_MAX_MB",
+        "clip_max_mb",
+        _float,
+        20.0,
+        "clips and GIFs: refuse uploads larger than this",
+        _positive,
+    ),
+    Field(
+        "ANIMEBOT_CLIP_PHOTO_PIXELS",
+        "clip_photo_pixels",
+        _int,
+        1_250_000,
+        "clips and GIFs: frames x pixels that count as one photo (quota, fair queue)",
+        _positive,
+    ),
+    Field(
         "ANIMEBOT_CACHE_MB",
         "cache_mb",
         _float,
@@ -422,6 +470,12 @@ class EngineSettings:
     max_pixels: int
     max_upload_bytes: int
     default_style: str
+    # Clips and animated GIFs (ANIMEBOT_CLIP_*): what the engine decodes and stylizes of one.
+    clip_max_seconds: float = 15.0
+    clip_max_frames: int = 450
+    clip_max_side: int = 720
+    clip_max_fps: float = 30.0
+    clip_max_bytes: int = 20 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -443,6 +497,10 @@ class Limits:
     daily_quota: int
     max_upload_bytes: int
     shutdown_grace_s: float
+    # Clips: uploads refused above this (ANIMEBOT_CLIP_MAX_MB), and frames x pixels that count
+    # as one photo against the quota and in the fair queue (ANIMEBOT_CLIP_PHOTO_PIXELS).
+    clip_max_bytes: int = 20 * 1024 * 1024
+    clip_photo_pixels: int = 1_250_000
 
 
 @dataclass(frozen=True)
@@ -496,6 +554,12 @@ class Settings:
     rate_burst: int = 10
     rate_per_minute: float = 12.0
     daily_quota: int = 200
+    clip_max_seconds: float = 15.0
+    clip_max_frames: int = 450
+    clip_max_side: int = 720
+    clip_max_fps: float = 30.0
+    clip_max_mb: float = 20.0
+    clip_photo_pixels: int = 1_250_000
     cache_mb: float = 500.0
     result_ttl_days: float = 30.0
     input_ttl_hours: float = 24.0
@@ -540,6 +604,11 @@ class Settings:
             max_pixels=self.max_pixels,
             max_upload_bytes=self.max_upload_bytes,
             default_style=self.default_style,
+            clip_max_seconds=self.clip_max_seconds,
+            clip_max_frames=self.clip_max_frames,
+            clip_max_side=self.clip_max_side,
+            clip_max_fps=self.clip_max_fps,
+            clip_max_bytes=self.clip_max_bytes,
         )
 
     @property
@@ -561,6 +630,8 @@ class Settings:
             daily_quota=self.daily_quota,
             max_upload_bytes=self.max_upload_bytes,
             shutdown_grace_s=self.shutdown_grace_s,
+            clip_max_bytes=self.clip_max_bytes,
+            clip_photo_pixels=self.clip_photo_pixels,
         )
 
     @property
@@ -580,6 +651,10 @@ class Settings:
             input_ttl_s=self.input_ttl_hours * 3600,
             key_file=self.id_key_file,
         )
+
+    @property
+    def clip_max_bytes(self) -> int:
+        return int(self.clip_max_mb * 1024 * 1024)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -11,14 +11,15 @@ class QuotaRepo:
     def __init__(self, sql: SqlConnection) -> None:
         self._sql = sql
 
-    async def increment(self, user_hash: str, day: str) -> int:
-        """Add one and return the new count, in a single UPSERT … RETURNING statement."""
+    async def increment(self, user_hash: str, day: str, amount: int = 1) -> int:
+        """Add `amount` (a clip counts as many photos) and return the new count, in a single
+        UPSERT … RETURNING statement."""
         async with self._sql.transaction() as tx:
             count = await tx.scalar(
-                "INSERT INTO quota (user_hash, day, count) VALUES (?, ?, 1) "
-                "ON CONFLICT(user_hash, day) DO UPDATE SET count = count + 1 "
+                "INSERT INTO quota (user_hash, day, count) VALUES (?, ?, ?) "
+                "ON CONFLICT(user_hash, day) DO UPDATE SET count = count + excluded.count "
                 "RETURNING count",
-                (user_hash, day),
+                (user_hash, day, amount),
             )
         return int(count)
 

@@ -313,8 +313,10 @@ def test_shared_edge_cases(cli: Cli, edge_dir: Path, tmp_path: Path) -> None:
     names = ["animated.gif", "truncated.jpg", "empty.jpg", "tiny_8x8.png", "alpha_rgba.png"]
     r = cli("convert", *(edge_dir / n for n in names), "-o", tmp_path)
     assert r.rc == 1
-    assert "animated_toon.png" in r.out and "first frame" in r.out
-    err = {line.split(": failed: ")[0]: line.split(": failed: ")[1] for line in r.err.splitlines()}
+    # an animated GIF is a clip now: every frame, as an MP4
+    assert "animated_toon.mp4  300x200  6 frames" in r.out
+    failed = [line for line in r.err.splitlines() if ": failed: " in line]  # not the tqdm bar
+    err = {line.split(": failed: ")[0]: line.split(": failed: ")[1] for line in failed}
     assert err[str(edge_dir / "truncated.jpg")].startswith("That image is damaged")
     assert err[str(edge_dir / "empty.jpg")].startswith("That file is empty")
     assert err[str(edge_dir / "tiny_8x8.png")].startswith("That image is too small")
@@ -339,3 +341,19 @@ print("TORCH" if "torch" in sys.modules else "NO-TORCH")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "NO-TORCH"
     assert (tmp_path / "out" / "photo_toon.png").is_file()
+
+
+def test_convert_a_clip_writes_an_mp4_with_a_progress_bar(
+    cli: Cli, photos_dir: Path, tmp_path: Path
+) -> None:
+    from tests.clipgen import make_mp4, probe_output
+
+    src = make_mp4(
+        tmp_path / "clip.mp4", photos_dir / "street_shopfront.jpg", seconds=1, fps=8, audio=True
+    )
+    r = cli("convert", src, "-o", tmp_path / "out")
+    assert r.rc == 0, r.err
+    assert "clip_toon.mp4  320x240  8 frames 8 fps 1.00 s  audio" in r.out
+    assert "8/8" in r.err  # tqdm's bar, on stderr
+    info = probe_output((tmp_path / "out" / "clip_toon.mp4").read_bytes())
+    assert (info["frames"], info["audio"]) == (8, "aac")

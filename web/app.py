@@ -39,7 +39,8 @@ ACCESS_LOG_FORMAT = '"%r" %s %b %Tfs'
 # versions, which helps nobody but someone looking for a known hole).
 SERVER_NAME = "animebot"
 CSP = (
-    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; "
+    "style-src 'self'; script-src 'self'; "
     "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
     "frame-ancestors 'none'"
 )

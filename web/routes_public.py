@@ -23,11 +23,12 @@ from multidict import MultiDictProxy
 
 import i18n
 from core.errors import AnimeBotError, EmptyInput, ImageTooLarge, InputError, UnknownStyle
+from core.video import looks_like_clip
 from service.convert import ConversionReply
 from service.errors import InternalError, Refusal
 from service.lifecycle import Job
 from service.lifecycle.waiting import KIND as WEB_OUTLET
-from web import visitor
+from web import routes_clips, visitor
 from web.app import STATE, WebState, json_error, new_reference
 from web.forms import UnknownFormat, read_form
 from web.lang import remember_language, request_language
@@ -56,6 +57,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/convert", convert, name="convert")
     app.router.add_get("/api/styles", styles, name="styles")
     app.router.add_get("/styles/{name}/preview.jpg", style_preview, name="style_preview")
+    routes_clips.setup(app)
 
 
 # -- helpers shared with the admin pages --------------------------------------------------------
@@ -123,7 +125,8 @@ async def index(request: web.Request) -> web.Response:
     strings = {
         key: i18n.t(key, lang)
         for key in english
-        if key.startswith(("web.", "note.")) or key in ("error.internal", "error.too_large_bytes")
+        if key.startswith(("web.", "note.", "clip."))
+        or key in ("error.internal", "error.too_large_bytes")
     }
     config = {"lang": lang, "maxBytes": state.upload_limit, "limitMb": limit_mb}
     content = render(
@@ -261,6 +264,10 @@ async def _convert(request: web.Request, state: WebState, lang: str, user_id: st
     data = image if isinstance(image, bytes) else b""
     if not data:
         return await _early_error(state, job, EmptyInput("no image in the form"))
+    if looks_like_clip(data):  # a video or an animated GIF/WebP: every frame, as an MP4
+        return await routes_clips.convert_clip(
+            request, state, job, data, form, _text(form, "style"), _flag(form, "faces")
+        )
     fmt = (_text(form, "format") or "jpeg").lower()
     if fmt not in FORMATS:
         return await _early_error(state, job, UnknownFormat(fmt, FORMATS))

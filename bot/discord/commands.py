@@ -7,6 +7,7 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.discord.clips import is_clip_attachment, run_clip
 from bot.discord.context_menu import take_in
 from bot.discord.conversion import PLATFORM, Converter, Origin
 from bot.discord.jobs import anime_job
@@ -54,7 +55,21 @@ async def run_anime(
     style: str | None,
     faces: bool | None,
     side_by_side: bool,
+    *,
+    clips: bool = True,
 ) -> None:
+    if clips and is_clip_attachment(image):  # a video or GIF: every frame (bot/discord/clips)
+        await run_clip(
+            converter,
+            interaction,
+            image,
+            style=style,
+            faces=faces,
+            photo_fallback=lambda: run_anime(
+                converter, titles, interaction, image, style, faces, side_by_side, clips=False
+            ),
+        )
+        return
     lang = language(interaction)
     origin = Origin.of(interaction)
     if converter.too_large(image):  # refused before downloading anything

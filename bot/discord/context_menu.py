@@ -12,6 +12,7 @@ import logging
 import discord
 from discord import app_commands
 
+from bot.discord.clips import is_clip_attachment, run_clip
 from bot.discord.conversion import Converter, looks_like_image
 from bot.discord.jobs import menu_job
 from bot.discord.outlet import MAX_IMAGES
@@ -29,7 +30,20 @@ async def run_menu(
     converter: Converter,
     interaction: discord.Interaction[discord.Client],
     message: discord.Message,
+    *,
+    clips: bool = True,
 ) -> None:
+    found = [a for a in message.attachments if is_clip_attachment(a)] if clips else []
+    if found:  # a video or GIF: the first one, every frame (bot/discord/clips)
+        await run_clip(
+            converter,
+            interaction,
+            found[0],
+            style=None,
+            faces=None,
+            photo_fallback=lambda: run_menu(converter, interaction, message, clips=False),
+        )
+        return
     lang = language(interaction)
     images = [a for a in message.attachments if looks_like_image(a)]
     not_images = len(message.attachments) - len(images)

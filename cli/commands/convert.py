@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cli.clips import VIDEO_SUFFIXES, convert_clip, is_clip
 from cli.common import (
     error_text,
     kib,
@@ -46,9 +47,10 @@ NO_SIDE_LIMIT = 1 << 16
 def register(subparsers: Subparsers) -> None:
     p = subparsers.add_parser(
         "convert",
-        help="convert photos to an anime style",
-        description="Convert photos to an anime style. Each result is named after its input "
-        "(photo.jpg -> photo_hayao.png) and written next to it, or to OUTDIR.",
+        help="convert photos, clips and animated GIFs to an anime style",
+        description="Convert photos, clips and animated GIFs to an anime style. Each result is "
+        "named after its input (photo.jpg -> photo_hayao.png, clip.mov -> clip_hayao.mp4) and "
+        "written next to it, or to OUTDIR.",
     )
     p.add_argument(
         "inputs",
@@ -153,6 +155,16 @@ def _convert_one(
     taken: set[Path],
 ) -> bool:
     start = time.perf_counter()
+    if is_clip(source):
+        try:
+            dest = unique(output_path(source, args.output_dir, spec.name, "mp4"), taken)
+            print(convert_clip(engine, spec, source, dest, args))
+        except Exception as exc:
+            if args.verbose:
+                traceback.print_exception(exc, file=sys.stderr)
+            print(f"{source}: failed: {error_text(exc)}", file=sys.stderr)
+            return False
+        return True
     try:
         result = engine.convert_sync(
             source,
@@ -210,7 +222,7 @@ def expand(inputs: Sequence[Path], *, skip_styles: Iterable[str] = ()) -> list[J
         images = sorted(
             p
             for p in path.iterdir()
-            if p.suffix.lower() in IMAGE_SUFFIXES
+            if p.suffix.lower() in IMAGE_SUFFIXES | VIDEO_SUFFIXES
             and not p.name.startswith(".")
             and not (endings and p.stem.endswith(endings))
             and p.is_file()

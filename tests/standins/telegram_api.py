@@ -129,6 +129,7 @@ _STRING_FIELDS = frozenset(
         "title",
         "url",
         "video",
+        "video_note",
         "voice",
     }
 )
@@ -145,7 +146,7 @@ _MESSAGE_UPDATES = frozenset(
 _UPDATE_TYPES = frozenset(t.value for t in UpdateType)
 _CHAT_TYPES = frozenset({"private", "group", "supergroup", "channel"})
 _CHAT_ACTIONS = frozenset(a.value for a in ChatAction)
-_MEDIA_KEYS = ("photo", "document", "sticker", "voice", "video", "audio", "animation")
+_MEDIA_KEYS = ("photo", "document", "sticker", "voice", "video", "audio", "animation", "video_note")
 _HTML_TAGS = frozenset(
     {
         "a",
@@ -873,6 +874,23 @@ class TelegramStandIn:
         }
         return await self.push_message(user, chat, sticker=sticker)
 
+    async def send_video(
+        self,
+        user: Mapping[str, Any],
+        chat: Mapping[str, Any] | None,
+        data: bytes,
+        kind: Literal["video", "animation", "video_note"] = "video",
+        caption: str | None = None,
+    ) -> JSONDict:
+        """A video, an animation (Telegram's GIFs are soundless MP4s) or a round video note,
+        with the size and duration Telegram would report (read with PyAV)."""
+        ext, mime = ("mp4", "video/mp4")
+        stored = self._store_file(kind, data, f"{kind}.{ext}", mime, uploaded_by="user")
+        content: JSONDict = {kind: _video_json(stored, kind, {})}
+        if caption is not None:
+            content["caption"] = caption
+        return await self.push_message(user, chat, **content)
+
     async def send_voice(
         self,
         user: Mapping[str, Any],
@@ -1344,6 +1362,9 @@ class TelegramStandIn:
             "sendMessage": self._send_message,
             "sendPhoto": self._send_photo,
             "sendDocument": self._send_document,
+            "sendVideo": self._send_video,
+            "sendAnimation": self._send_video,
+            "sendVideoNote": self._send_video,
             "sendMediaGroup": self._send_media_group,
             "sendChatAction": self._send_chat_action,
             "editMessageText": self._edit_message_text,
@@ -1497,6 +1518,16 @@ class TelegramStandIn:
             params.get("document"), uploads, "document", ctx, "document", direct=True
         )
         return self._send(params, {**self._media_content("document", stored), **caption}, chat)
+
+    async def _send_video(
+        self, params: JSONDict, uploads: dict[str, _Upload], ctx: _Ctx
+    ) -> JSONDict:
+        """sendVideo, sendAnimation, sendVideoNote: the kind comes from the field present."""
+        kind = next(k for k in ("video_note", "animation", "video") if k in params or k in uploads)
+        chat = self._chat(params)
+        caption = self._caption(params) if kind != "video_note" else {}
+        (stored,) = self._media(params.get(kind), uploads, kind, ctx, kind, direct=True)
+        return self._send(params, {kind: _video_json(stored, kind, params), **caption}, chat)
 
     async def _send_media_group(
         self, params: JSONDict, uploads: dict[str, _Upload], ctx: _Ctx
@@ -1701,6 +1732,38 @@ def _check_message(message: Any, where: str) -> None:
 def _without_reply(message: Mapping[str, Any]) -> JSONDict:
     """Telegram nests only one level of reply_to_message."""
     return {k: v for k, v in message.items() if k != "reply_to_message"}
+
+
+def _video_json(stored: StoredFile, kind: str, params: Mapping[str, Any]) -> JSONDict:
+    """A Video, Animation or VideoNote object: size and duration as sent, else read from the
+    file with PyAV (as Telegram does for uploads)."""
+    width, height, duration = 0, 0, 0
+    try:
+        import av
+
+        with av.open(io.BytesIO(stored.data or b"")) as container:
+            video = container.streams.video[0]
+            width, height = video.codec_context.width, video.codec_context.height
+            duration = round(container.duration / av.time_base) if container.duration else 0
+    except Exception:  # not a video Telegram could read: it reports zeros too
+        pass
+    width = int(params.get("width") or width)
+    height = int(params.get("height") or height)
+    duration = int(params.get("duration") or duration)
+    base: JSONDict = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "duration": duration,
+        "file_size": stored.file_size,
+    }
+    if kind == "video_note":
+        return {**base, "length": int(params.get("length") or min(width, height))}
+    found = {**base, "width": width, "height": height}
+    if stored.mime_type:
+        found["mime_type"] = stored.mime_type
+    if stored.file_name:
+        found["file_name"] = stored.file_name
+    return found
 
 
 def _document_json(stored: StoredFile) -> JSONDict:

@@ -200,3 +200,49 @@ async def test_dashboard_needs_the_token_and_draws_charts(
     assert await no_horizontal_scroll(page)
     await page.screenshot(path=str(shots / "web-admin-phone.png"), full_page=True)
     assert errors == []
+
+
+async def test_a_clip_shows_progress_and_plays(
+    make_runtime: Callable[..., Awaitable[Runtime]],
+    browser: Any,
+    photos_dir: Path,
+    shots: Path,
+    tmp_path: Path,
+) -> None:
+    from tests.clipgen import make_mp4
+
+    clip = make_mp4(
+        tmp_path / "walk.mp4", photos_dir / "street_shopfront.jpg", seconds=3, fps=10, audio=True
+    )
+    # one frame per fair-queue turn, one worker: progress moves in 30 small steps
+    runtime = await make_runtime(workers=1, clip_photo_pixels=320 * 240)
+    site = WebFrontEnd(runtime, host="127.0.0.1", port=0)
+    await site.start()
+    page, errors = await new_page(browser, DESKTOP)
+    await page.goto(site.url)
+    # note every percentage the bar shows, whenever it changes
+    await page.evaluate(
+        """() => {
+        window.seenProgress = [];
+        const bar = document.getElementById("clip-progress");
+        new MutationObserver(() => {
+            if (!bar.hidden) window.seenProgress.push(bar.value);
+        }).observe(bar, {attributes: true});
+    }"""
+    )
+    await page.set_input_files("#image", str(clip))
+    await page.locator("#before-video").wait_for(state="visible")
+    await page.click("#convert")
+    await page.locator("#after-video").wait_for(state="visible", timeout=WAIT_MS)
+    size = await page.evaluate(
+        """() => new Promise((done) => {
+        const v = document.getElementById("after-video");
+        const report = () => done([v.videoWidth, v.videoHeight, v.duration]);
+        if (v.readyState >= 1) report(); else v.addEventListener("loadedmetadata", report);
+    })"""
+    )
+    assert size[0] == 320 and size[1] == 240 and abs(size[2] - 3.0) < 0.2
+    assert await page.evaluate("window.seenProgress.length") > 0
+    await page.screenshot(path=str(shots / "web-clip-result.png"), full_page=True)
+    assert errors == []
+    await site.stop()

@@ -1,5 +1,6 @@
-// The photo page: choose, drop or paste a photo, convert it through /api/convert, show
-// before/after and offer the download. Plain JavaScript, no build step, no external requests.
+// The photo page: choose, drop or paste a photo (or a clip / animated GIF), convert it through
+// /api/convert, show before/after and offer the download. A clip's progress comes from
+// /api/progress/<token> while the upload's request runs. Plain JavaScript, no build step, no external requests.
 (() => {
   "use strict";
 
@@ -50,6 +51,49 @@
   const afterText = $("after-text");
   const download = $("download");
   const took = $("took");
+  const beforeVideo = $("before-video");
+  const afterVideo = $("after-video");
+  const clipProgress = $("clip-progress");
+  let poller = null;
+
+  const isClip = (picked) =>
+    (picked.type || "").startsWith("video/") || picked.type === "image/gif" ||
+    picked.type === "image/webp";
+
+  function stopPolling() {
+    if (poller) clearInterval(poller);
+    poller = null;
+    clipProgress.hidden = true;
+  }
+
+  function pollProgress(token) {
+    stopPolling();
+    poller = setInterval(async () => {
+      try {
+        const answer = await fetch("/api/progress/" + token, { cache: "no-store" });
+        if (!answer.ok || !poller) return;
+        const { done, total } = await answer.json();
+        const percent = Math.floor((100 * done) / Math.max(1, total));
+        if (ticker) {
+          clearInterval(ticker);
+          ticker = null;
+        }
+        clipProgress.hidden = false;
+        clipProgress.value = percent;
+        const text = t("clip.progress", { percent });
+        afterText.textContent = text;
+        status.textContent = text;
+      } catch (_) {
+        // a missed poll: the next one tries again
+      }
+    }, 400);
+  }
+
+  function newToken() {
+    const bytes = new Uint8Array(16);
+    crypto.getRandomValues(bytes);
+    return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
 
   form.noValidate = true; // this script checks the form itself, with translated messages
 
@@ -92,6 +136,8 @@
     afterUrl = null;
     after.hidden = true;
     after.removeAttribute("src");
+    afterVideo.hidden = true;
+    afterVideo.removeAttribute("src");
     after.alt = "";
     afterPlaceholder.hidden = false;
     afterText.textContent = t("web.press_convert");
@@ -110,8 +156,16 @@
     if (beforeUrl) URL.revokeObjectURL(beforeUrl);
     beforeUrl = URL.createObjectURL(picked);
     noPreview.hidden = true;
-    before.hidden = false;
-    before.src = beforeUrl;
+    const video = (picked.type || "").startsWith("video/");
+    before.hidden = video;
+    beforeVideo.hidden = !video;
+    if (video) {
+      before.removeAttribute("src");
+      beforeVideo.src = beforeUrl;
+    } else {
+      beforeVideo.removeAttribute("src");
+      before.src = beforeUrl;
+    }
     resetAfter();
     if (picked.size > config.maxBytes) {
       showError(t("error.too_large_bytes", { limit_mb: config.limitMb }));
@@ -173,6 +227,7 @@
       clearInterval(ticker);
       ticker = null;
     }
+    if (!on) stopPolling();
   }
 
   function painting() {
@@ -189,6 +244,7 @@
   function extension(mime) {
     if (mime.includes("png")) return "png";
     if (mime.includes("webp")) return "webp";
+    if (mime.includes("mp4")) return "mp4";
     return "jpg";
   }
 
@@ -206,9 +262,15 @@
     const mime = (xhr.getResponseHeader("Content-Type") || "image/jpeg").split(";")[0];
     const style = decodeURIComponent(xhr.getResponseHeader("X-Animebot-Style") || "") || styleSelect.value;
     afterUrl = URL.createObjectURL(xhr.response);
-    after.alt = t("web.result_alt", { style: styleLabel(style) });
-    after.src = afterUrl;
-    after.hidden = false;
+    if (mime.startsWith("video/")) {
+      afterVideo.src = afterUrl;
+      afterVideo.hidden = false;
+      afterVideo.play().catch(() => {}); // autoplay may be refused: the controls remain
+    } else {
+      after.alt = t("web.result_alt", { style: styleLabel(style) });
+      after.src = afterUrl;
+      after.hidden = false;
+    }
     afterPlaceholder.hidden = true;
     download.href = afterUrl;
     download.download = baseName(file && file.name) + "_" + baseName(style) + "." + extension(mime);
@@ -221,6 +283,8 @@
     for (const note of (xhr.getResponseHeader("X-Animebot-Notes") || "").split(",")) {
       if (note && strings["note." + note]) parts.push(strings["note." + note]);
     }
+    const clipNotes = xhr.getResponseHeader("X-Animebot-Notes-Text");
+    if (clipNotes) parts.push(decodeURIComponent(clipNotes));
     took.textContent = parts.join(" "); // a polite live region: read out once
     setStatus("");
     const box = afterPane.getBoundingClientRect();
@@ -266,6 +330,8 @@
     data.append("faces", faces.checked ? "1" : "0");
     data.append("side_by_side", sideBySide.checked ? "1" : "0");
     data.append("image", file, file.name || "image");
+    const token = isClip(file) ? newToken() : null;
+    if (token) data.append("progress", token);
 
     resetAfter();
     setBusy(true);
@@ -278,12 +344,18 @@
         uploading(Math.round((100 * e.loaded) / e.total));
       }
     });
-    xhr.upload.addEventListener("load", painting);
+    xhr.upload.addEventListener("load", () => {
+      painting();
+      if (token) pollProgress(token);
+    });
     xhr.addEventListener("load", () => {
       setBusy(false);
       const type = xhr.getResponseHeader("Content-Type") || "";
-      if (xhr.status === 200 && type.startsWith("image/")) succeed(xhr);
-      else failFromResponse(xhr);
+      if (xhr.status === 200 && (type.startsWith("image/") || type.startsWith("video/"))) {
+        succeed(xhr);
+      } else {
+        failFromResponse(xhr);
+      }
     });
     xhr.addEventListener("error", () => {
       setBusy(false);

@@ -6,6 +6,7 @@ from typing import Any
 
 from telegram.ext import Application, CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
+from bot.telegram import clips
 from bot.telegram.callbacks import RESULT_PATTERN, SETTING_PATTERN
 from bot.telegram.handlers import buttons, commands, photos
 
@@ -33,6 +34,8 @@ COMMANDS = {
 def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     for name, callback in COMMANDS.items():
         app.add_handler(CommandHandler(name, callback, filters=NEW_MESSAGE))
+    # before photos: an animation also carries a document
+    app.add_handler(MessageHandler(NEW_MESSAGE & clips.CLIPS & ADDRESSED, clips.on_clip))
     app.add_handler(MessageHandler(NEW_MESSAGE & MEDIA & ADDRESSED, photos.on_media))
     app.add_handler(MessageHandler(NEW_MESSAGE & PRIVATE & filters.COMMAND, commands.unknown))
     app.add_handler(MessageHandler(NEW_MESSAGE & PRIVATE & ~MEDIA, photos.on_other))
