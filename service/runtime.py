@@ -73,7 +73,7 @@ class Runtime:
             cache_budget_bytes=int(settings.cache_mb * 1024 * 1024),
             result_ttl_s=settings.result_ttl_days * 86400,
             input_ttl_s=settings.input_ttl_hours * 3600,
-            key_file=settings.id_key_file,
+            key_file=settings.key_file,
         )
         runtime = cls(settings, engine, db, ConversionService(engine, db, settings))
         runtime._purger = asyncio.create_task(runtime._purge_loop(), name="animebot-purge")

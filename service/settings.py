@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from storage.pg import is_url, redact
+
 
 class SettingsError(ValueError):
     def __init__(self, problems: list[str]) -> None:
@@ -52,6 +54,12 @@ def _ids(raw: str) -> frozenset[str]:
 
 def _str(raw: str) -> str:
     return raw.strip()
+
+
+def _database(raw: str) -> Path | str:
+    """A SQLite file, or a PostgreSQL URL (kept as text: a Path would fold its '//')."""
+    value = raw.strip()
+    return value if is_url(value) else Path(value)
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -121,9 +129,10 @@ FIELDS: tuple[Field, ...] = (
     Field(
         "ANIMEBOT_DB",
         "db_path",
-        Path,
+        _database,
         None,
-        "SQLite database file (default <data>/animebot.sqlite3)",
+        "SQLite database file (default <data>/animebot.sqlite3), or a PostgreSQL URL "
+        "postgresql://user:password@host:5432/dbname shared by several processes and machines",
     ),
     Field(
         "ANIMEBOT_HOST",
@@ -155,7 +164,8 @@ FIELDS: tuple[Field, ...] = (
         Path,
         None,
         "file holding the key that hashes ids, kept out of the database "
-        "(default <db folder>/<db name>.key)",
+        "(default <db folder>/<db name>.key; with PostgreSQL <data>/animebot.key, the same "
+        "file on every machine)",
     ),
     Field(
         "ANIMEBOT_ADMIN_TOKEN",
@@ -350,7 +360,7 @@ FIELDS: tuple[Field, ...] = (
 @dataclass(frozen=True)
 class Settings:
     data_dir: Path = Path("data")
-    db_path: Path | None = None
+    db_path: Path | str | None = None
     host: str = "127.0.0.1"
     port: int = 8080
     public_url: str = ""
@@ -382,8 +392,22 @@ class Settings:
     discord_guild_id: str = ""
 
     @property
-    def database(self) -> Path:
+    def database(self) -> Path | str:
+        """The SQLite file, or the PostgreSQL URL (see `uses_postgres`)."""
         return self.db_path or self.data_dir / "animebot.sqlite3"
+
+    @property
+    def uses_postgres(self) -> bool:
+        return is_url(self.db_path)
+
+    @property
+    def key_file(self) -> Path | None:
+        """The id key file to open the database with (None: SQLite's own default, beside
+        the file). A PostgreSQL database has no folder of its own, so its default is in the
+        data folder."""
+        if self.id_key_file is not None or not self.uses_postgres:
+            return self.id_key_file
+        return self.data_dir / "animebot.key"
 
     @property
     def max_upload_bytes(self) -> int:
@@ -432,6 +456,8 @@ class Settings:
             value = getattr(self, f.attr)
             if f.secret:
                 value = "(set)" if value else "(unset)"
+            elif is_url(value):
+                value = redact(value)  # a database URL may carry a password
             elif f.private:
                 value = f"({len(value)} set)" if value else "(none)"
             elif isinstance(value, frozenset):

@@ -98,3 +98,17 @@ async def test_cache_entries_are_reachable_from_another_machine(target: Target) 
         await first.cache.put(key, b"result", kind="result", mime="image/png", owner_hash="u")
         entry = await second.cache.get(key)
         assert entry is not None and entry.data == b"result" and entry.hits == 1
+
+
+def test_the_setting_keeps_the_url_and_never_logs_its_password(tmp_path: Path) -> None:
+    from service.settings import Settings
+
+    url = "postgresql://bot:s3cret-pw@db.internal:5432/animebot"
+    settings = Settings.from_env({"ANIMEBOT_DB": url, "ANIMEBOT_DATA": str(tmp_path)})
+    assert settings.database == url and settings.uses_postgres
+    assert settings.key_file == tmp_path / "animebot.key"  # no folder of its own
+    assert "s3cret-pw" not in "\n".join(settings.describe())
+    assert "ANIMEBOT_DB=postgresql://bot:***@db.internal:5432/animebot" in settings.describe()
+    sqlite = Settings.from_env({"ANIMEBOT_DB": str(tmp_path / "a.db")})
+    assert sqlite.database == tmp_path / "a.db" and not sqlite.uses_postgres
+    assert sqlite.key_file is None  # SQLite's default: beside the file
