@@ -24,6 +24,7 @@ import asyncpg
 
 from storage.connection import run_to_completion
 from storage.dialect import POSTGRES
+from storage.errors import DatabaseUnavailable
 from storage.sql import Params, Row
 
 URL_SCHEMES = ("postgresql://", "postgres://")
@@ -138,14 +139,21 @@ class PgConnection:
 
     @classmethod
     async def open(cls, url: str, *, pool_size: int = DEFAULT_POOL_SIZE) -> PgConnection:
-        """Connect (the first connection is made now, so a wrong URL fails here)."""
-        pool = await asyncpg.create_pool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            timeout=CONNECT_TIMEOUT_S,
-            server_settings={"application_name": "animebot", "timezone": "UTC"},
-        )
+        """Connect (the first connection is made now, so a wrong URL or a server that is down
+        fails here, as DatabaseUnavailable naming the server without its password)."""
+        try:
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=pool_size,
+                timeout=CONNECT_TIMEOUT_S,
+                server_settings={"application_name": "animebot", "timezone": "UTC"},
+            )
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            reason = str(exc).replace(url, redact(url)) or type(exc).__name__
+            raise DatabaseUnavailable(
+                f"cannot connect to the PostgreSQL database {redact(url)}: {reason}"
+            ) from None
         return cls(pool, url)
 
     @asynccontextmanager

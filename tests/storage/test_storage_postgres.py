@@ -112,3 +112,22 @@ def test_the_setting_keeps_the_url_and_never_logs_its_password(tmp_path: Path) -
     sqlite = Settings.from_env({"ANIMEBOT_DB": str(tmp_path / "a.db")})
     assert sqlite.database == tmp_path / "a.db" and not sqlite.uses_postgres
     assert sqlite.key_file is None  # SQLite's default: beside the file
+
+
+async def test_an_unreachable_server_is_a_clear_error_without_the_password(
+    tmp_path: Path,
+) -> None:
+    from storage import DatabaseUnavailable
+    from tests.servers import free_port
+
+    url = f"postgresql://bot:s3cret-pw@127.0.0.1:{free_port()}/animebot"
+    with pytest.raises(DatabaseUnavailable, match="cannot connect") as refused:
+        await Database.open(url, key_file=tmp_path / "k")
+    assert "s3cret-pw" not in str(refused.value) and "127.0.0.1" in str(refused.value)
+
+
+async def test_a_wrong_database_name_is_a_clear_error(pg_url: str, tmp_path: Path) -> None:
+    from storage import DatabaseUnavailable
+
+    with pytest.raises(DatabaseUnavailable, match="does not exist"):
+        await Database.open(pg_url + "_missing", key_file=tmp_path / "k")
