@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from storage.clock import now_ms
-from storage.connection import SqlConnection
+from storage.sql import Sql
 
 Status = Literal["ok", "error", "refused"]
 STATUSES: frozenset[str] = frozenset({"ok", "error", "refused"})
@@ -82,7 +82,7 @@ def _round_ms(value: float | None) -> int | None:
 class UsageRepo:
     """Appends usage rows."""
 
-    def __init__(self, sql: SqlConnection) -> None:
+    def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
     async def record(self, rec: UsageRecord) -> int:
