@@ -233,6 +233,7 @@ class Database:
                 "DELETE FROM prefs WHERE platform = ? AND user_hash = ?", (platform, user_hash)
             )
             quota = await tx.execute("DELETE FROM quota WHERE user_hash = ?", (user_hash,))
+            await tx.execute("DELETE FROM rate_limits WHERE key = ?", (user_hash,))
             await JobsRepo.delete_owned(tx, user_hash)  # pending requests (raw ids): gone too
             paths = await self.cache.delete_owned(tx, user_hash)
         already = set(early)

@@ -253,6 +253,19 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX rate_limits_updated_at ON rate_limits(updated_at)",
         ),
     ),
+    Migration(
+        6,
+        "usage.outcome_key: one outcome row per request id (a job run again after a worker "
+        "died replaces its row); older rows keep NULL",
+        (
+            "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
+            "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
+        ),
+        (
+            "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
+            "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
+        ),
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
