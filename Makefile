@@ -19,7 +19,7 @@ PROBE = import sys, threading, urllib.request; ok = [];\
  t = threading.Thread(target=lambda: ok.append(urllib.request.urlopen(sys.argv[1], timeout=6)), daemon=True);\
  t.start(); t.join(8); sys.exit(0 if ok else 1)
 
-.PHONY: run test setup setup-dev lint typecheck pytest browser clean
+.PHONY: run test setup setup-dev lint typecheck pytest browser servers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,19 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium not found: browser tests will be skipped (apt-get install chromium)"; fi; }
 
+# Debian's PostgreSQL 15 and Redis for the tests on real servers (tests/servers.py starts them
+# in a temporary folder, as `nobody` when root). Nothing here starts a service.
+PG_BIN ?= /usr/lib/postgresql/15/bin
+servers:
+	@missing=""; \
+	  [ -x "$(PG_BIN)/initdb" ] || missing="$$missing postgresql"; \
+	  command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	  if [ -n "$$missing" ]; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	    else echo "not found:$$missing: the tests on real servers will be skipped (apt-get install$$missing)"; fi; \
+	  fi
+
 lint: setup-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -68,7 +81,7 @@ lint: setup-dev
 typecheck: setup-dev
 	$(BIN)/mypy
 
-pytest: setup-dev browser
+pytest: setup-dev browser servers
 	$(BIN)/python -m pytest $(ARGS)
 
 test: lint typecheck pytest

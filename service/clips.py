@@ -184,7 +184,9 @@ class ClipService:
         faces = req.faces if req.faces is not None else (prefs.faces is not False)
         row.update(style=style, faces=faces, side_by_side=False)
         if not req.is_admin:
-            wait = svc.limiter.try_acquire(user_hash)
+            wait = await svc.db.rates.try_acquire(
+                user_hash, svc.settings.rate_burst, svc.settings.rate_per_minute
+            )
             if wait > 0:
                 raise RateLimited("too many requests", retry_after_s=wait)
         clip: ClipPlan = await self.engine.run_light(plan, req.data, self.limits)
@@ -194,7 +196,7 @@ class ClipService:
         cost = clip_cost(clip, svc.settings.limits.clip_photo_pixels)
         if hit is not None:
             if not req.is_admin:
-                svc.limiter.refund(user_hash)
+                await svc.db.rates.refund(user_hash, svc.settings.rate_burst)
             row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
             meta = hit.meta
             return ClipReply(

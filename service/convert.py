@@ -2,7 +2,11 @@
 
 `await service.convert(request)` turns a person's upload into an anime image, or refuses with a
 typed reason. In order: rate limit, decode, cache, quota, fair queue, engine, cache store. Every
-outcome, refusals and failures included, writes exactly one usage row.
+outcome, refusals and failures included, writes exactly one usage row (one per request id: a
+job run again after a worker died replaces its row, see `storage.usage`).
+
+Rate limits and the daily quota live in the database (`db.rates`, `db.quota.try_take`), each
+check-and-take one statement, so they hold across every front end and worker sharing it.
 
 Identical work is done once: uploads of the very same file being identified share one decode,
 and requests for a result already being computed share that computation (`service.coalesce`;
@@ -39,7 +43,6 @@ from service.errors import (
 from service.fairqueue import RESTART_RETRY_S, FairQueue, ProgressCallback
 from service.jobs import JobStore
 from service.metrics import ServiceMetrics
-from service.ratelimit import RateLimiter
 from service.settings import Settings
 from storage import CacheEntry, Database, Failure, StatsSummary, UsageRecord, UserPrefs
 
@@ -157,7 +160,6 @@ class ConversionService:
     def __init__(self, engine: Engine, db: Database, settings: Settings) -> None:
         self.engine, self.db, self.settings = engine, db, settings
         self.queue = FairQueue(settings.workers, settings.queue_max)
-        self.limiter = RateLimiter(settings.rate_burst, settings.rate_per_minute)
         self.metrics = ServiceMetrics()
         self.metrics.queue_waiting.set_function(lambda: self.queue.waiting)
         self.metrics.running.set_function(lambda: self.queue.running)
@@ -232,7 +234,9 @@ class ConversionService:
         fmt = req.fmt if req.fmt in FORMATS else "jpeg"
         row.update(style=style, faces=faces, side_by_side=req.side_by_side)
         if not req.is_admin:
-            wait = self.limiter.try_acquire(user_hash)
+            wait = await self.db.rates.try_acquire(
+                user_hash, self.settings.rate_burst, self.settings.rate_per_minute
+            )
             if wait > 0:
                 raise RateLimited("too many requests", retry_after_s=wait)
         if req.image is not None:
@@ -247,29 +251,26 @@ class ConversionService:
             )
             hit = await self.db.cache.get(result_key)
             if hit is not None:
-                if not req.is_admin:
-                    self.limiter.refund(user_hash)
+                await self._refund_rate(req, user_hash)
                 self.metrics.cache_hits.labels(req.platform).inc()
                 row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
                 handle = await self.db.cache.get_handle(result_key, req.platform)
                 return _cached_reply(hit, req, style, faces, input_key, result_key, handle, started)
             job = self.computing.get(result_key)
+            taken: str | None = None  # the UTC day a quota unit was taken on
             if job is None:  # nobody computes this result yet: this request does
-                quota = self.settings.daily_quota
-                if (
-                    not req.is_admin
-                    and quota > 0
-                    and await self.db.quota.count(user_hash, today_utc()) >= quota
-                ):
-                    raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
-                job = self.computing.get(result_key)  # the quota check awaited: look again
+                taken = await self._take_quota(req, user_hash)
+                job = self.computing.get(result_key)  # the quota take awaited: look again
+                if job is not None and taken is not None:
+                    await self.db.quota.give_back(user_hash, taken)  # joins: free
             if job is None:
                 handed, pixels = pixels, None
+                day = taken
                 job = self.computing.start(
                     result_key,
                     req.request_id,
                     lambda report: self._compute(
-                        req, user_hash, source, handed, style, faces, fmt, result_key, report
+                        req, user_hash, source, handed, style, faces, fmt, result_key, report, day
                     ),
                 )
             joined = time.perf_counter()
@@ -283,8 +284,7 @@ class ConversionService:
             row.update(queue_wait_ms=outcome.waited_ms, compute_ms=conversion.timings.total_ms)
             return _reply(conversion, req, faces, input_key, result_key, outcome.waited_ms, started)
         # Another request's computation answered this one: free like a cache hit.
-        if not req.is_admin:
-            self.limiter.refund(user_hash)
+        await self._refund_rate(req, user_hash)
         self.metrics.cache_hits.labels(req.platform).inc()
         waited_ms = (time.perf_counter() - joined) * 1000
         row.update(cache_hit=True, queue_wait_ms=waited_ms, compute_ms=0.0)
@@ -303,9 +303,32 @@ class ConversionService:
         fmt: str,
         result_key: str,
         report: ProgressCallback,
+        quota_day: str | None = None,
     ) -> _Computed:
         """The work of one result (a `SharedJob`): the fair queue under the requester who
-        started it, the engine, the cache store and that requester's quota."""
+        started it, the engine and the cache store. The quota unit that requester took
+        (`quota_day`) is given back when no result comes of it."""
+        try:
+            return await self._compute_result(
+                req, user_hash, source, pixels, style, faces, fmt, result_key, report
+            )
+        except BaseException:
+            if quota_day is not None:
+                await asyncio.shield(self._give_back_quota(user_hash, quota_day))
+            raise
+
+    async def _compute_result(
+        self,
+        req: ConversionRequest,
+        user_hash: str,
+        source: _Source,
+        pixels: _Pixels | None,
+        style: str,
+        faces: bool,
+        fmt: str,
+        result_key: str,
+        report: ProgressCallback,
+    ) -> _Computed:
         try:
             if pixels is not None and not self._starts_now():
                 pixels.release()  # it will wait in the queue: with the bytes, not the pixels
@@ -329,9 +352,31 @@ class ConversionService:
                 pixels.release()
         self.metrics.compute_seconds.labels(style).observe(conversion.timings.total_ms / 1000)
         await self._store_result(result_key, conversion, user_hash)
-        if not req.is_admin:
-            await self.db.quota.increment(user_hash, today_utc())
         return _Computed(conversion, waited_ms)
+
+    async def _take_quota(self, req: ConversionRequest, user_hash: str) -> str | None:
+        """Take one unit of the person's daily quota before computing (one atomic statement:
+        requests racing on several workers for the last unit cannot both get it). The day
+        taken on, None when no quota applies; QuotaExceeded when used up."""
+        quota = self.settings.daily_quota
+        if req.is_admin or quota <= 0:
+            return None
+        day = today_utc()
+        if await self.db.quota.try_take(user_hash, day, quota) is None:
+            raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
+        return day
+
+    async def _give_back_quota(self, user_hash: str, day: str) -> None:
+        try:
+            await self.db.quota.give_back(user_hash, day)
+        except Exception:  # the request's own outcome matters more than the counter
+            log.exception("could not give back a quota unit")
+
+    async def _refund_rate(self, req: ConversionRequest, user_hash: str) -> None:
+        """A request that cost nothing (a cache hit, a computation it joined) gives its rate
+        token back."""
+        if not req.is_admin:
+            await self.db.rates.refund(user_hash, self.settings.rate_burst)
 
     def _starts_now(self) -> bool:
         """Whether a job entering the fair queue now gets a worker without waiting (the
@@ -474,7 +519,11 @@ class ConversionService:
 
     async def _record(self, row: dict[str, Any], status: str, error_kind: str | None) -> None:
         try:
-            await self.db.usage.record(UsageRecord(status=status, error_kind=error_kind, **row))  # type: ignore[arg-type]
+            # A request turned away by a shutdown may be finished after the restart: that
+            # attempt adds its outcome beside this row (storage.usage).
+            once = error_kind != ShuttingDown.code
+            record = UsageRecord(status=status, error_kind=error_kind, once=once, **row)  # type: ignore[arg-type]
+            await self.db.usage.record(record)
         except Exception:  # never let bookkeeping turn a reply into a failure
             log.exception("could not record usage for request %s", row.get("request_id"))
 
@@ -573,8 +622,9 @@ class ConversionService:
         return self.db.derive_key(purpose)
 
     async def check_storage(self) -> None:
-        """Raises when the database does not answer (readiness probes)."""
-        await self.db.schema_version()
+        """Raises when the database does not answer (readiness probes: they bound it with
+        their timeout). One round trip on either engine (`Database.ping`)."""
+        await self.db.ping()
 
     async def stats_chart(self, days: int = 30) -> bytes:
         from service.charts import render_stats_png

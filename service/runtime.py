@@ -20,7 +20,7 @@ from service import logprivacy
 from service.clips import ClipService
 from service.convert import ConversionService
 from service.lifecycle import JobRunner
-from service.settings import Settings, SettingsError
+from service.settings import Settings
 from service.warmup import warm_up
 from storage import Database
 
@@ -84,10 +84,6 @@ class Runtime:
         it, for tests), open the database. Front ends start serving after this returns, so
         /readyz says ready only once the first request no longer pays for a cold start."""
         protect_secrets(settings)
-        if not settings.db.is_sqlite:
-            raise SettingsError(
-                ["ANIMEBOT_DB: a PostgreSQL URL is not supported by this build's storage (SQLite)"]
-            )
         if registry is None:
             registry = Registry.default(settings.paths.models_dir)
         engine = Engine(registry, engine_config(settings))
@@ -96,7 +92,7 @@ class Runtime:
             await warm_up(engine)
         part = settings.db
         db = await Database.open(
-            settings.database,
+            part.target,
             cache_budget_bytes=part.cache_budget_bytes,
             result_ttl_s=part.result_ttl_s,
             input_ttl_s=part.input_ttl_s,

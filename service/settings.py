@@ -193,7 +193,8 @@ FIELDS: tuple[Field, ...] = (
         Path,
         None,
         "file holding the key that hashes ids, kept out of the database "
-        "(default <db folder>/<db name>.key)",
+        "(default <db folder>/<db name>.key; with PostgreSQL <data>/animebot.key, the same "
+        "file on every machine)",
     ),
     Field(
         "ANIMEBOT_ADMIN_TOKEN",
@@ -521,15 +522,21 @@ class DatabaseSettings:
     """ANIMEBOT_DB: a SQLite file (the embedded default) or a PostgreSQL URL."""
 
     url: str = field(repr=False)
-    sqlite_path: Path | None  # None for a database server (or the default file: see Settings)
+    sqlite_path: Path | None  # the SQLite file; None for a database server
     cache_budget_bytes: int
     result_ttl_s: float
     input_ttl_s: float
-    key_file: Path | None
+    key_file: Path | None  # None: SQLite's own default, beside the file
 
     @property
     def is_sqlite(self) -> bool:
         return not self.url.startswith(POSTGRES_SCHEMES)
+
+    @property
+    def target(self) -> Path | str:
+        """What `storage.Database.open` takes: the SQLite file, or the server's URL (kept as
+        text: a Path would fold its '//')."""
+        return self.sqlite_path if self.sqlite_path is not None else self.url
 
 
 @dataclass(frozen=True)
@@ -643,13 +650,18 @@ class Settings:
         """Where storage lives (ANIMEBOT_DB) and the cache's budget."""
         url = self.db_url
         is_server = url.startswith(POSTGRES_SCHEMES)
+        key_file = self.id_key_file
+        if key_file is None and is_server:
+            # A server has no folder of its own: the same file on every machine, by default
+            # in the data folder (SQLite's default sits beside its file).
+            key_file = self.data_dir / "animebot.key"
         return DatabaseSettings(
             url=url,
-            sqlite_path=None if is_server else Path(url) if url else None,
+            sqlite_path=None if is_server else Path(url or self.data_dir / "animebot.sqlite3"),
             cache_budget_bytes=int(self.cache_mb * 1024 * 1024),
             result_ttl_s=self.result_ttl_days * 86400,
             input_ttl_s=self.input_ttl_hours * 3600,
-            key_file=self.id_key_file,
+            key_file=key_file,
         )
 
     @property

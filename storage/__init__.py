@@ -1,11 +1,12 @@
-"""SQLite storage (aiosqlite): usage log, content cache, preferences, quotas, statistics.
+"""Storage on SQLite (aiosqlite) or PostgreSQL (asyncpg): usage log, content cache,
+preferences, quotas, rate limits, pending jobs, statistics.
 
 Knows nothing of images, models, bots or the engine: it stores rows and opaque bytes.
 """
 
 from storage.cache import CacheEntry, CacheRepo
 from storage.db import Database
-from storage.errors import IdKeyError, SchemaTooNewError, StorageError
+from storage.errors import DatabaseUnavailable, IdKeyError, SchemaTooNewError, StorageError
 from storage.jobs import PendingJob
 from storage.migrations import LATEST_VERSION
 from storage.prefs import UserPrefs
@@ -17,6 +18,7 @@ __all__ = [
     "CacheEntry",
     "CacheRepo",
     "Database",
+    "DatabaseUnavailable",
     "DayCount",
     "Failure",
     "IdKeyError",

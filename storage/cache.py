@@ -1,15 +1,20 @@
-"""Content cache: opaque bytes in files under `cache_dir`, bookkeeping rows in `cache`.
+"""Content cache: bookkeeping rows in `cache`, the bytes either in files under `cache_dir`
+(SQLite) or in the database itself (PostgreSQL: `cache_blobs`, bytea, one row per entry).
 
-Order of writes: file first (atomic rename), then the row. A crash in between leaves an
-orphan file that `sweep_orphans` removes later; it never leaves a row pointing at a torn file.
-A row whose file vanished or changed size is treated as a miss and deleted.
+With files, the order of writes is file first (atomic rename), then the row. A crash in between
+leaves an orphan file that `sweep_orphans` removes later; it never leaves a row pointing at a
+torn file. A row whose file vanished or changed size is treated as a miss and deleted.
+
+On PostgreSQL the bytes and the row are written in one transaction, so every machine sharing
+the database sees the same cache, and there are no files to orphan. Writers of the cache take
+the advisory lock "cache" in turn (as SQLite's single writer does), so the LRU clock stays
+strictly increasing and the budget is enforced against the true total.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,7 +23,7 @@ from typing import Any, Literal
 
 from storage import files
 from storage.clock import now_ms, to_ms
-from storage.connection import SqlConnection, Tx
+from storage.sql import Row, Sql, Tx
 
 Kind = Literal["result", "input"]
 KINDS: frozenset[str] = frozenset({"result", "input"})
@@ -30,17 +35,18 @@ DEFAULT_INPUT_TTL_S = 24 * 3600.0
 ORPHAN_MIN_AGE_S = 3600.0
 
 # last_used_at doubles as the LRU order, so it must never tie: it is max(now, newest + 1).
-_NEXT_USE = "max(:now, coalesce((SELECT max(last_used_at) FROM cache), 0) + 1)"
+_NEXT_USE = "{greatest}(:now, coalesce((SELECT max(last_used_at) FROM cache), 0) + 1)"
 _ROW = "key, kind, path, size, mime, owner_hash, created_at, last_used_at, hits, meta"
 
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """One cached object; `data` holds its bytes. Times are unix milliseconds."""
+    """One cached object; `data` holds its bytes. Times are unix milliseconds. `path` is its
+    file, or None where the bytes live in the database (PostgreSQL)."""
 
     key: str
     kind: Kind
-    path: Path
+    path: Path | None
     size: int
     mime: str
     owner_hash: str | None
@@ -56,15 +62,19 @@ class CacheRepo:
 
     def __init__(
         self,
-        sql: SqlConnection,
-        cache_dir: Path,
+        sql: Sql,
+        cache_dir: Path | None,
         *,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
         result_ttl_s: float = DEFAULT_RESULT_TTL_S,
         input_ttl_s: float = DEFAULT_INPUT_TTL_S,
     ) -> None:
         self._sql = sql
-        self.cache_dir = cache_dir
+        self._in_db = sql.dialect.blobs_in_db
+        if cache_dir is None and not self._in_db:
+            raise ValueError("a cache with files needs a cache_dir")
+        self.cache_dir = None if self._in_db else cache_dir
+        self._next_use = _NEXT_USE.format(greatest=sql.dialect.greatest)
         self.budget_bytes = budget_bytes
         self.result_ttl_s = result_ttl_s
         self.input_ttl_s = input_ttl_s
@@ -72,28 +82,47 @@ class CacheRepo:
     async def get(self, key: str) -> CacheEntry | None:
         """The entry with its bytes, counting a hit; None on a miss (or a vanished file)."""
         files.check_key(key)
-        row = await self._sql.fetchone(f"SELECT {_ROW} FROM cache WHERE key = ?", (key,))
+        if self._in_db:
+            row = await self._sql.fetchone(
+                f"SELECT {_ROW}, (SELECT data FROM cache_blobs b WHERE b.key = cache.key) AS data "
+                "FROM cache WHERE key = ?",
+                (key,),
+            )
+        else:
+            row = await self._sql.fetchone(f"SELECT {_ROW} FROM cache WHERE key = ?", (key,))
         if row is None:
             return None
-        path = self.cache_dir / row["path"]
-        data = await asyncio.to_thread(files.read_exact, path, int(row["size"]))
+        data = await self._read(row)
         if data is None:
-            async with self._sql.transaction() as tx:
+            async with self._sql.transaction(lock="cache") as tx:
                 # Only this version of the row: a concurrent put may have replaced it.
                 await tx.execute(
                     "DELETE FROM cache WHERE key = ? AND created_at = ? AND size = ?",
                     (key, row["created_at"], row["size"]),
                 )
             return None
-        async with self._sql.transaction() as tx:
+        async with self._sql.transaction(lock="cache") as tx:
             bumped = await tx.fetchone(
-                f"UPDATE cache SET hits = hits + 1, last_used_at = {_NEXT_USE} "
+                f"UPDATE cache SET hits = hits + 1, last_used_at = {self._next_use} "
                 "WHERE key = :key RETURNING hits, last_used_at",
                 {"key": key, "now": now_ms()},
             )
         if bumped is not None:
-            return _entry(row, self.cache_dir, data, bumped["hits"], bumped["last_used_at"])
-        return _entry(row, self.cache_dir, data, row["hits"], row["last_used_at"])
+            return self._entry(row, data, bumped["hits"], bumped["last_used_at"])
+        return self._entry(row, data, row["hits"], row["last_used_at"])
+
+    async def _read(self, row: Row) -> bytes | None:
+        """The entry's bytes if they are all there (the recorded size), else None."""
+        size = int(row["size"])
+        if self._in_db:
+            data = row["data"]
+            return bytes(data) if data is not None and len(data) == size else None
+        assert self.cache_dir is not None
+        return await asyncio.to_thread(files.read_exact, self.cache_dir / row["path"], size)
+
+    def _entry(self, row: Row, data: bytes, hits: int, used: int) -> CacheEntry:
+        path = None if self.cache_dir is None else self.cache_dir / row["path"]
+        return _entry(row, path, data, hits, used)
 
     async def put(
         self,
@@ -113,12 +142,14 @@ class CacheRepo:
             raise ValueError(f"kind must be one of {sorted(KINDS)}, got {kind!r}")
         rel = files.relative_path(key)
         meta_json = json.dumps(dict(meta or {}), sort_keys=True, separators=(",", ":"))
-        await asyncio.to_thread(files.write_atomic, self.cache_dir / rel, data)
+        if self.cache_dir is not None:
+            await asyncio.to_thread(files.write_atomic, self.cache_dir / rel, data)
         now = now_ms()
-        async with self._sql.transaction() as tx:
+        async with self._sql.transaction(lock="cache") as tx:
             row = await tx.fetchone(
                 f"""INSERT INTO cache ({_ROW})
-                VALUES (:key, :kind, :path, :size, :mime, :owner, :now, {_NEXT_USE}, 0, :meta)
+                VALUES (:key, :kind, :path, :size, :mime, :owner, :now, {self._next_use}, 0,
+                    :meta)
                 ON CONFLICT(key) DO UPDATE SET
                     kind = excluded.kind, path = excluded.path, size = excluded.size,
                     mime = excluded.mime, owner_hash = excluded.owner_hash,
@@ -136,13 +167,19 @@ class CacheRepo:
                     "meta": meta_json,
                 },
             )
+            if self._in_db:
+                await tx.execute(
+                    "INSERT INTO cache_blobs (key, data) VALUES (?, ?) "
+                    "ON CONFLICT (key) DO UPDATE SET data = excluded.data",
+                    (key, data),
+                )
             # Handles point at the old bytes' upload; they are stale once the bytes change.
             await tx.execute("DELETE FROM cache_handles WHERE key = ?", (key,))
             total = int(await tx.scalar("SELECT coalesce(sum(size), 0) FROM cache"))
         assert row is not None  # RETURNING of an upsert always yields the row
         if total > self.budget_bytes:
             await self._evict(self.budget_bytes, protect=key)
-        return _entry(row, self.cache_dir, data, row["hits"], row["last_used_at"])
+        return self._entry(row, data, row["hits"], row["last_used_at"])
 
     async def set_handle(self, key: str, platform: str, handle: str) -> bool:
         """Remember the platform's id of an uploaded copy (e.g. a Telegram file_id).
@@ -152,7 +189,7 @@ class CacheRepo:
         async with self._sql.transaction() as tx:
             changed = await tx.execute(
                 """INSERT INTO cache_handles (key, platform, handle, created_at)
-                SELECT :key, :platform, :handle, :now WHERE EXISTS
+                SELECT :key, :platform, :handle, CAST(:now AS BIGINT) WHERE EXISTS
                     (SELECT 1 FROM cache WHERE key = :key)
                 ON CONFLICT(key, platform) DO UPDATE SET
                     handle = excluded.handle, created_at = excluded.created_at""",
@@ -162,14 +199,14 @@ class CacheRepo:
 
     async def get_handle(self, key: str, platform: str) -> str | None:
         """The stored handle, or None. A hit counts as a use of the entry (hits, LRU)."""
-        async with self._sql.transaction() as tx:
+        async with self._sql.transaction(lock="cache") as tx:
             handle = await tx.scalar(
                 "SELECT handle FROM cache_handles WHERE key = ? AND platform = ?",
                 (key, platform),
             )
             if handle is not None:
                 await tx.execute(
-                    f"UPDATE cache SET hits = hits + 1, last_used_at = {_NEXT_USE} "
+                    f"UPDATE cache SET hits = hits + 1, last_used_at = {self._next_use} "
                     "WHERE key = :key",
                     {"key": key, "now": now_ms()},
                 )
@@ -197,7 +234,7 @@ class CacheRepo:
         now_s = time.time() if now is None else now
         result_ttl = self.result_ttl_s if result_ttl_s is None else result_ttl_s
         input_ttl = self.input_ttl_s if input_ttl_s is None else input_ttl_s
-        async with self._sql.transaction() as tx:
+        async with self._sql.transaction(lock="cache") as tx:
             rows = await tx.fetchall(
                 """DELETE FROM cache WHERE
                     (kind = 'result' AND last_used_at < :result_cut)
@@ -219,7 +256,10 @@ class CacheRepo:
         return [str(r["path"]) for r in rows]
 
     async def owned_paths(self, owner_hash: str) -> list[str]:
-        """Relative paths of the owner's files (to delete them before their rows)."""
+        """Relative paths of the owner's files (to delete them before their rows); none
+        where the bytes live in the database (they go with the rows)."""
+        if self._in_db:
+            return []
         rows = await self._sql.fetchall(
             "SELECT path FROM cache WHERE owner_hash = ?", (owner_hash,)
         )
@@ -227,6 +267,8 @@ class CacheRepo:
 
     async def sweep_orphans(self, now: float | None = None) -> int:
         """Delete files no row refers to (crash leftovers) older than an hour."""
+        if self.cache_dir is None:
+            return 0  # bytes and rows are written together: nothing to orphan
         now_s = time.time() if now is None else now
         rows = await self._sql.fetchall("SELECT path FROM cache")
         known = {str(r["path"]) for r in rows}
@@ -239,12 +281,12 @@ class CacheRepo:
         return await self._unlink(rel_paths)
 
     async def _unlink(self, rel_paths: list[str]) -> int:
-        if not rel_paths:
+        if not rel_paths or self.cache_dir is None:
             return 0
         return await asyncio.to_thread(files.unlink_all, [self.cache_dir / p for p in rel_paths])
 
     async def _evict(self, budget_bytes: int, *, protect: str | None) -> int:
-        async with self._sql.transaction() as tx:
+        async with self._sql.transaction(lock="cache") as tx:
             total = int(await tx.scalar("SELECT coalesce(sum(size), 0) FROM cache"))
             excess = total - budget_bytes
             if excess <= 0:
@@ -254,8 +296,9 @@ class CacheRepo:
                 """DELETE FROM cache WHERE key IN (
                     SELECT key FROM (
                         SELECT key, sum(size) OVER (ORDER BY last_used_at, key) - size AS before
-                        FROM cache WHERE key IS NOT :protect
-                    ) WHERE before < :excess
+                        FROM cache
+                        WHERE CAST(:protect AS TEXT) IS NULL OR key <> CAST(:protect AS TEXT)
+                    ) AS running WHERE before < CAST(:excess AS BIGINT)
                 ) RETURNING path""",
                 {"protect": protect, "excess": excess},
             )
@@ -263,11 +306,11 @@ class CacheRepo:
         return len(rows)
 
 
-def _entry(row: sqlite3.Row, cache_dir: Path, data: bytes, hits: int, used: int) -> CacheEntry:
+def _entry(row: Row, path: Path | None, data: bytes, hits: int, used: int) -> CacheEntry:
     return CacheEntry(
         key=str(row["key"]),
         kind="input" if row["kind"] == "input" else "result",
-        path=cache_dir / row["path"],
+        path=path,
         size=int(row["size"]),
         mime=str(row["mime"]),
         owner_hash=None if row["owner_hash"] is None else str(row["owner_hash"]),

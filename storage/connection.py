@@ -1,4 +1,4 @@
-"""One aiosqlite connection plus the discipline around it: pragmas, a lock, transactions.
+"""SQLite: one aiosqlite connection plus the discipline around it: pragmas, a lock, transactions.
 
 aiosqlite runs every statement on one worker thread, in the order they were queued. Two
 coroutines sharing the connection could still interleave statements *inside* each other's
@@ -12,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Coroutine, Sequence
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
+from storage.dialect import SQLITE
+from storage.sql import Params, Row
+
 T = TypeVar("T")
-Params = Sequence[Any] | dict[str, Any]
 
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 
@@ -45,7 +47,7 @@ async def run_to_completion(coro: Coroutine[Any, Any, T]) -> T:
     return task.result()
 
 
-class Tx:
+class SqliteTx:
     """Statement helpers bound to a connection whose lock the holder already owns."""
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
@@ -56,11 +58,11 @@ class Tx:
         async with self._conn.execute(sql, params) as cur:
             return int(cur.rowcount)
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """Run one statement (SELECT or ... RETURNING) and fetch every row in one hop."""
         return list(await self._conn.execute_fetchall(sql, params))
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """First row of `fetchall`, or None."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
@@ -72,7 +74,9 @@ class Tx:
 
 
 class SqlConnection:
-    """The single shared connection; hand out `Tx` only while holding the lock."""
+    """The single shared connection; hand out `SqliteTx` only while holding the lock."""
+
+    dialect = SQLITE
 
     def __init__(
         self,
@@ -84,6 +88,10 @@ class SqlConnection:
         self._lock = asyncio.Lock()
         self._busy_timeout_ms = busy_timeout_ms
         self.path = path
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
 
     @classmethod
     async def open(
@@ -128,17 +136,18 @@ class SqlConnection:
                 await run_to_completion(self._conn.close())
 
     @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[Tx]:
+    async def transaction(self, lock: str | None = None) -> AsyncIterator[SqliteTx]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception (cancellation included).
 
         IMMEDIATE takes the write lock up front, so another process cannot make us fail with
-        SQLITE_BUSY half-way through; busy_timeout makes us wait for it instead.
+        SQLITE_BUSY half-way through; busy_timeout makes us wait for it instead. That lock is
+        the whole file's, so it already covers any named `lock`.
         """
         async with self._lock:
             try:
                 # Inside the try: even a cancelled BEGIN has been queued and will run.
                 await _scalar(self._conn, "BEGIN IMMEDIATE")
-                yield Tx(self._conn)
+                yield SqliteTx(self._conn)
                 await run_to_completion(self._conn.commit())
             except BaseException:
                 # A no-op when no transaction is open (COMMIT done, or SQLite ended it).
@@ -146,21 +155,21 @@ class SqlConnection:
                 raise
 
     @asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[Tx]:
+    async def snapshot(self) -> AsyncIterator[SqliteTx]:
         """A read transaction: several SELECTs that see one consistent state."""
         async with self._lock:
             try:
                 await _scalar(self._conn, "BEGIN DEFERRED")
-                yield Tx(self._conn)
+                yield SqliteTx(self._conn)
             finally:
                 await run_to_completion(self._conn.rollback())
 
-    async def fetchall(self, sql: str, params: Params = ()) -> list[sqlite3.Row]:
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
         """One read statement outside any transaction."""
         async with self._lock:
-            return await Tx(self._conn).fetchall(sql, params)
+            return await SqliteTx(self._conn).fetchall(sql, params)
 
-    async def fetchone(self, sql: str, params: Params = ()) -> sqlite3.Row | None:
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         """First row of one read statement, or None."""
         rows = await self.fetchall(sql, params)
         return rows[0] if rows else None
@@ -169,6 +178,10 @@ class SqlConnection:
         """First column of the first row of one read statement, or None."""
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+    async def ping(self) -> None:
+        """A trivial statement through the connection's thread (a wedged one never answers)."""
+        await self.scalar("SELECT 1")
 
     async def execute_outside_transaction(self, sql: str, params: Params = ()) -> Any:
         """Statements SQLite refuses inside a transaction (VACUUM INTO, some PRAGMAs)."""

@@ -22,3 +22,8 @@ class SchemaTooNewError(StorageError):
 
 class IdKeyError(StorageError):
     """The key file that hashes ids is missing, unreadable or belongs to another database."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database server cannot be reached or refused the connection (the message names it
+    without its password)."""

@@ -15,12 +15,11 @@ live only as long as the job is pending.
 from __future__ import annotations
 
 import json
-import sqlite3
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from storage.clock import now_ms
-from storage.connection import SqlConnection, Tx
+from storage.sql import Row, Sql, Tx
 
 JSONDict = dict[str, Any]
 
@@ -81,9 +80,23 @@ _COLUMNS = (
 )
 _JSON_COLUMNS = frozenset({"source", "options", "reply"})
 _INSERT = (
-    f"INSERT OR IGNORE INTO jobs ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _COLUMNS)})"
+    f"INSERT INTO jobs ({', '.join(_COLUMNS)}) "
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) ON CONFLICT DO NOTHING"
 )
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch (what SQLite's json_patch does): objects merge key by key,
+    a null removes the key, anything else replaces."""
+    if not isinstance(patch, dict):
+        return patch
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = merge_patch(merged.get(key), value)
+    return merged
 
 
 def _params(job: PendingJob) -> JSONDict:
@@ -91,7 +104,7 @@ def _params(job: PendingJob) -> JSONDict:
     return {k: json.dumps(raw[k]) if k in _JSON_COLUMNS else raw[k] for k in _COLUMNS}
 
 
-def _job(row: sqlite3.Row) -> PendingJob:
+def _job(row: Row) -> PendingJob:
     values = {k: json.loads(row[k]) if k in _JSON_COLUMNS else row[k] for k in _COLUMNS}
     return PendingJob(**values)
 
@@ -99,7 +112,7 @@ def _job(row: sqlite3.Row) -> PendingJob:
 class JobsRepo:
     """The `jobs` table: add when accepted, delete when answered, list what is left."""
 
-    def __init__(self, sql: SqlConnection) -> None:
+    def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
     async def add(self, job: PendingJob) -> bool:
@@ -122,12 +135,7 @@ class JobsRepo:
     async def update_reply(self, job_id: str, **changes: Any) -> bool:
         """Merge `changes` into the job's reply reference (e.g. a status message id); a None
         value removes the key (JSON merge patch)."""
-        async with self._sql.transaction() as tx:
-            count = await tx.execute(
-                "UPDATE jobs SET reply = json_patch(reply, ?) WHERE id = ?",
-                (json.dumps(changes), job_id),
-            )
-        return count > 0
+        return await self._patch_reply(job_id, changes, take_back_attempt=False)
 
     async def begin_attempt(self, job_id: str) -> int | None:
         """Count one more attempt; the new count, or None when the job is gone."""
@@ -141,13 +149,26 @@ class JobsRepo:
     async def defer(self, job_id: str, **reply_changes: Any) -> bool:
         """The job was put off by a shutdown, not by a crash: take back its attempt and
         merge `reply_changes` (the notice the person got)."""
+        return await self._patch_reply(job_id, reply_changes, take_back_attempt=True)
+
+    async def _patch_reply(
+        self, job_id: str, changes: JSONDict, *, take_back_attempt: bool
+    ) -> bool:
+        """Read, merge (in Python: one behaviour on both engines) and write back, with the
+        row locked meanwhile (FOR UPDATE; SQLite's write transaction locks the file)."""
+        lock = " FOR UPDATE" if self._sql.dialect.name == "postgresql" else ""
+        greatest = self._sql.dialect.greatest
+        attempts = f"{greatest}(attempts - 1, 0)" if take_back_attempt else "attempts"
         async with self._sql.transaction() as tx:
-            count = await tx.execute(
-                "UPDATE jobs SET attempts = max(attempts - 1, 0), reply = json_patch(reply, ?) "
-                "WHERE id = ?",
-                (json.dumps(reply_changes), job_id),
+            reply = await tx.scalar(f"SELECT reply FROM jobs WHERE id = ?{lock}", (job_id,))
+            if reply is None:
+                return False
+            merged = merge_patch(json.loads(reply), changes)
+            await tx.execute(
+                f"UPDATE jobs SET reply = ?, attempts = {attempts} WHERE id = ?",
+                (json.dumps(merged), job_id),
             )
-        return count > 0
+        return True
 
     async def delete(self, job_id: str) -> bool:
         async with self._sql.transaction() as tx:

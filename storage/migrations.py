@@ -1,8 +1,14 @@
-"""Versioned schema migrations, tracked in `PRAGMA user_version`.
+"""Versioned schema migrations: `PRAGMA user_version` on SQLite, table `schema_version` on
+PostgreSQL.
 
-Each migration runs in its own IMMEDIATE transaction together with the version bump, so a
-crash or a failing statement leaves the file at the previous version, never in between.
-Migrations are append-only: never edit a released one, add the next version instead.
+Each migration runs in its own transaction together with the version bump (PostgreSQL's DDL is
+transactional too), so a crash or a failing statement leaves the database at the previous
+version, never in between. Two processes starting at once take turns (SQLite's write lock, a
+PostgreSQL advisory lock) and the second finds the work done. Every version has one list of
+statements per engine, with the same tables and columns; PostgreSQL's types are the natural
+ones (BIGINT for milliseconds, an identity column, JSON checked by a cast) and it keeps cache
+bytes in `cache_blobs` (SQLite keeps them in files). Migrations are append-only: never edit a
+released one, add the next version instead.
 """
 
 from __future__ import annotations
@@ -10,17 +16,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from storage.connection import SqlConnection
 from storage.errors import SchemaTooNewError
+from storage.sql import Sql, Tx
 
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step; `statements` run in order inside one transaction."""
+    """One schema step; `statements` (SQLite) or `postgres` run in order in one transaction."""
 
     version: int
     description: str
     statements: tuple[str, ...]
+    postgres: tuple[str, ...] = ()
+
+    def for_dialect(self, dialect: str) -> tuple[str, ...]:
+        return self.postgres if dialect == "postgresql" else self.statements
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -82,6 +92,65 @@ MIGRATIONS: tuple[Migration, ...] = (
                 PRIMARY KEY (user_hash, day)
             ) STRICT, WITHOUT ROWID""",
         ),
+        (
+            """CREATE TABLE meta (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            )""",
+            """CREATE TABLE usage (
+                id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                created_at    BIGINT NOT NULL,
+                platform      TEXT NOT NULL,
+                user_hash     TEXT,
+                chat_hash     TEXT,
+                style         TEXT,
+                faces         SMALLINT CHECK (faces IN (0, 1)),
+                side_by_side  SMALLINT CHECK (side_by_side IN (0, 1)),
+                input_bytes   BIGINT CHECK (input_bytes >= 0),
+                input_w       INTEGER CHECK (input_w >= 0),
+                input_h       INTEGER CHECK (input_h >= 0),
+                output_bytes  BIGINT CHECK (output_bytes >= 0),
+                cache_hit     SMALLINT NOT NULL DEFAULT 0 CHECK (cache_hit IN (0, 1)),
+                queue_wait_ms BIGINT CHECK (queue_wait_ms >= 0),
+                compute_ms    BIGINT CHECK (compute_ms >= 0),
+                status        TEXT NOT NULL CHECK (status IN ('ok', 'error', 'refused')),
+                error_kind    TEXT
+            )""",
+            "CREATE INDEX usage_created_at ON usage(created_at)",
+            "CREATE INDEX usage_user_hash ON usage(user_hash)",
+            """CREATE TABLE cache (
+                key          TEXT PRIMARY KEY,
+                kind         TEXT NOT NULL CHECK (kind IN ('result', 'input')),
+                path         TEXT NOT NULL,
+                size         BIGINT NOT NULL CHECK (size >= 0),
+                mime         TEXT NOT NULL,
+                owner_hash   TEXT,
+                created_at   BIGINT NOT NULL,
+                last_used_at BIGINT NOT NULL,
+                hits         BIGINT NOT NULL DEFAULT 0,
+                meta         TEXT NOT NULL DEFAULT '{}' CHECK (meta::jsonb IS NOT NULL)
+            )""",
+            """CREATE TABLE cache_blobs (
+                key  TEXT PRIMARY KEY REFERENCES cache(key) ON DELETE CASCADE,
+                data BYTEA NOT NULL
+            )""",
+            """CREATE TABLE prefs (
+                platform     TEXT NOT NULL,
+                user_hash    TEXT NOT NULL,
+                style        TEXT,
+                faces        SMALLINT CHECK (faces IN (0, 1)),
+                language     TEXT,
+                side_by_side SMALLINT CHECK (side_by_side IN (0, 1)),
+                updated_at   BIGINT NOT NULL,
+                PRIMARY KEY (platform, user_hash)
+            )""",
+            """CREATE TABLE quota (
+                user_hash TEXT NOT NULL,
+                day       TEXT NOT NULL,
+                count     INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
+                PRIMARY KEY (user_hash, day)
+            )""",
+        ),
     ),
     Migration(
         2,
@@ -98,10 +167,26 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX cache_last_used_at ON cache(last_used_at)",
             "CREATE INDEX cache_owner_hash ON cache(owner_hash)",
         ),
+        (
+            """CREATE TABLE cache_handles (
+                key        TEXT NOT NULL REFERENCES cache(key) ON DELETE CASCADE,
+                platform   TEXT NOT NULL,
+                handle     TEXT NOT NULL,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (key, platform)
+            )""",
+            "CREATE INDEX cache_last_used_at ON cache(last_used_at)",
+            "CREATE INDEX cache_owner_hash ON cache(owner_hash)",
+        ),
     ),
     Migration(
         3,
         "usage.request_id to correlate a failure with the logs; failure-listing index",
+        (
+            "ALTER TABLE usage ADD COLUMN request_id TEXT",
+            "CREATE INDEX usage_request_id ON usage(request_id) WHERE request_id IS NOT NULL",
+            "CREATE INDEX usage_status_created_at ON usage(status, created_at)",
+        ),
         (
             "ALTER TABLE usage ADD COLUMN request_id TEXT",
             "CREATE INDEX usage_request_id ON usage(request_id) WHERE request_id IS NOT NULL",
@@ -128,57 +213,139 @@ MIGRATIONS: tuple[Migration, ...] = (
             "CREATE INDEX jobs_platform_created_at ON jobs(platform, created_at)",
             "CREATE INDEX jobs_user_hash ON jobs(user_hash)",
         ),
+        (
+            """CREATE TABLE jobs (
+                id         TEXT PRIMARY KEY,
+                platform   TEXT NOT NULL,
+                user_id    TEXT NOT NULL,
+                user_hash  TEXT NOT NULL,
+                chat_id    TEXT,
+                lang       TEXT NOT NULL,
+                source     TEXT NOT NULL DEFAULT '{}' CHECK (source::jsonb IS NOT NULL),
+                options    TEXT NOT NULL DEFAULT '{}' CHECK (options::jsonb IS NOT NULL),
+                reply      TEXT NOT NULL DEFAULT '{}' CHECK (reply::jsonb IS NOT NULL),
+                created_at BIGINT NOT NULL,
+                attempts   INTEGER NOT NULL DEFAULT 1 CHECK (attempts >= 0)
+            )""",
+            "CREATE INDEX jobs_platform_created_at ON jobs(platform, created_at)",
+            "CREATE INDEX jobs_user_hash ON jobs(user_hash)",
+        ),
+    ),
+    Migration(
+        5,
+        "rate_limits: per-key token buckets shared by every process (front ends and workers)",
+        (
+            """CREATE TABLE rate_limits (
+                key        TEXT PRIMARY KEY,
+                tokens     REAL NOT NULL,
+                granted    INTEGER NOT NULL CHECK (granted IN (0, 1)),
+                updated_at INTEGER NOT NULL
+            ) STRICT, WITHOUT ROWID""",
+            "CREATE INDEX rate_limits_updated_at ON rate_limits(updated_at)",
+        ),
+        (
+            """CREATE TABLE rate_limits (
+                key        TEXT PRIMARY KEY,
+                tokens     DOUBLE PRECISION NOT NULL,
+                granted    SMALLINT NOT NULL CHECK (granted IN (0, 1)),
+                updated_at BIGINT NOT NULL
+            )""",
+            "CREATE INDEX rate_limits_updated_at ON rate_limits(updated_at)",
+        ),
+    ),
+    Migration(
+        6,
+        "usage.outcome_key: one outcome row per request id (a job run again after a worker "
+        "died replaces its row); older rows keep NULL",
+        (
+            "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
+            "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
+        ),
+        (
+            "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
+            "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
+        ),
     ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-async def schema_version(sql: SqlConnection) -> int:
-    """The file's `user_version` (0 for a new, empty file)."""
+_PG_VERSION_TABLE = """CREATE TABLE IF NOT EXISTS schema_version (
+    one     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (one),
+    version INTEGER NOT NULL
+)"""
+
+
+async def schema_version(sql: Sql) -> int:
+    """The database's schema version (0 for a new, empty one)."""
+    if sql.dialect.name == "postgresql":
+        if await sql.scalar("SELECT to_regclass('schema_version') IS NOT NULL") is not True:
+            return 0
+        return int(await sql.scalar("SELECT coalesce(max(version), 0) FROM schema_version"))
     return int(await sql.scalar("PRAGMA user_version"))
 
 
-async def check_not_newer(sql: SqlConnection, migrations: Sequence[Migration] = MIGRATIONS) -> int:
-    """Raise SchemaTooNewError if the file is newer than `migrations`; returns their latest."""
+async def _version_in(tx: Tx, dialect: str) -> int:
+    if dialect == "postgresql":
+        await tx.execute(_PG_VERSION_TABLE)
+        return int(await tx.scalar("SELECT coalesce(max(version), 0) FROM schema_version"))
+    return int(await tx.scalar("PRAGMA user_version"))
+
+
+async def _set_version(tx: Tx, dialect: str, version: int) -> None:
+    if dialect == "postgresql":
+        await tx.execute(
+            "INSERT INTO schema_version (one, version) VALUES (TRUE, ?) "
+            "ON CONFLICT (one) DO UPDATE SET version = excluded.version",
+            (int(version),),
+        )
+        return
+    # PRAGMA takes no bound parameters; the version is an int from our own table.
+    await tx.execute(f"PRAGMA user_version = {int(version)}")
+
+
+async def check_not_newer(sql: Sql, migrations: Sequence[Migration] = MIGRATIONS) -> int:
+    """Raise SchemaTooNewError if the database is newer than `migrations`; returns their
+    latest."""
     _check_sequence(migrations)
     latest = migrations[-1].version if migrations else 0
     found = await schema_version(sql)
     if found > latest:
-        raise SchemaTooNewError(str(sql.path), found, latest)
+        raise SchemaTooNewError(sql.name, found, latest)
     return latest
 
 
 async def apply_migrations(
-    sql: SqlConnection,
+    sql: Sql,
     *,
     target: int | None = None,
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> list[int]:
-    """Bring the file up to `target` (default: newest); returns the versions applied.
+    """Bring the database up to `target` (default: newest); returns the versions applied.
 
-    Refuses (SchemaTooNewError) a file newer than anything in `migrations`: an older release
-    must not write to a schema it does not understand.
+    Refuses (SchemaTooNewError) a database newer than anything in `migrations`: an older
+    release must not write to a schema it does not understand.
     """
     latest = await check_not_newer(sql, migrations)
     goal = latest if target is None else target
     if not 0 <= goal <= latest:
         raise ValueError(f"target version {goal} outside 0..{latest}")
+    dialect = sql.dialect.name
     applied: list[int] = []
     for migration in migrations:
         if migration.version > goal:
             break
-        async with sql.transaction() as tx:
-            # Re-read under the write lock: another process may have migrated meanwhile.
-            current = int(await tx.scalar("PRAGMA user_version"))
+        async with sql.transaction(lock="migrations") as tx:
+            # Re-read under the lock: another process may have migrated meanwhile.
+            current = await _version_in(tx, dialect)
             if current > latest:
-                raise SchemaTooNewError(str(sql.path), current, latest)
+                raise SchemaTooNewError(sql.name, current, latest)
             if current >= migration.version:
                 continue
-            for statement in migration.statements:
+            for statement in migration.for_dialect(dialect):
                 await tx.execute(statement)
-            # PRAGMA takes no bound parameters; the version is an int from our own table.
-            await tx.execute(f"PRAGMA user_version = {int(migration.version)}")
+            await _set_version(tx, dialect, migration.version)
         applied.append(migration.version)
     return applied
 

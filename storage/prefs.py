@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import enum
-import sqlite3
 from dataclasses import dataclass
 
 from storage.clock import now_ms
-from storage.connection import SqlConnection
+from storage.sql import Row, Sql
 
 
 class _Unset(enum.Enum):
@@ -31,7 +30,7 @@ def _bool(value: object) -> bool | None:
     return None if value is None else bool(value)
 
 
-def _prefs(row: sqlite3.Row | None) -> UserPrefs:
+def _prefs(row: Row | None) -> UserPrefs:
     if row is None:
         return UserPrefs()
     return UserPrefs(
@@ -45,7 +44,7 @@ def _prefs(row: sqlite3.Row | None) -> UserPrefs:
 class PrefsRepo:
     """Reads and upserts `prefs` rows, keyed by (platform, user_hash)."""
 
-    def __init__(self, sql: SqlConnection) -> None:
+    def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
     async def get(self, platform: str, user_hash: str) -> UserPrefs:

@@ -28,6 +28,7 @@ from pathlib import Path
 from storage.clock import now_ms
 from storage.connection import SqlConnection
 from storage.errors import IdKeyError
+from storage.sql import Sql
 
 log = logging.getLogger("animebot.storage")
 
@@ -116,7 +117,7 @@ def _fsync_dir(folder: Path) -> None:
             os.close(fd)
 
 
-async def load_key(sql: SqlConnection, key_file: Path) -> bytes:
+async def load_key(sql: Sql, key_file: Path) -> bytes:
     """The install's id key: from `key_file`, created there on first open, or moved there from
     the database of an older install. Raises IdKeyError for a missing or foreign key file."""
     async with sql.snapshot() as tx:
@@ -129,7 +130,7 @@ async def load_key(sql: SqlConnection, key_file: Path) -> bytes:
             on_disk = await asyncio.to_thread(create_key_file, key_file, key)
         if on_disk != key:
             raise IdKeyError(
-                f"{key_file} holds another id key than the one database {sql.path} was made "
+                f"{key_file} holds another id key than the one database {sql.name} was made "
                 f"with; move {key_file} away and start again, so the database's own key can be "
                 "moved into it"
             )
@@ -139,49 +140,53 @@ async def load_key(sql: SqlConnection, key_file: Path) -> bytes:
     if on_disk is None:
         if check is not None:
             raise IdKeyError(
-                f"the id key file {key_file} is missing, but database {sql.path} was made with "
+                f"the id key file {key_file} is missing, but database {sql.name} was made with "
                 "one: restore the file (or set ANIMEBOT_ID_KEY_FILE to where it is). Without it "
                 "no stored record can be matched to its person again"
             )
         on_disk = await asyncio.to_thread(create_key_file, key_file, secrets.token_bytes(KEY_BYTES))
     if check is None:
-        async with sql.transaction() as tx:  # OR IGNORE: two first opens at once agree
+        async with sql.transaction() as tx:  # DO NOTHING: two first opens at once agree
             await tx.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (CHECK_KEY, key_check(on_disk)),
             )
             await tx.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
                 (CREATED_KEY, str(now_ms())),
             )
             check = await tx.scalar("SELECT value FROM meta WHERE key = ?", (CHECK_KEY,))
     if not hmac.compare_digest(str(check), key_check(on_disk)):
         raise IdKeyError(
-            f"{key_file} is not the id key database {sql.path} was made with: point "
+            f"{key_file} is not the id key database {sql.name} was made with: point "
             "ANIMEBOT_ID_KEY_FILE at the right file"
         )
     return on_disk
 
 
-async def _erase_legacy_key(sql: SqlConnection, key: bytes) -> None:
+async def _erase_legacy_key(sql: Sql, key: bytes) -> None:
     """Delete the key from the database so that no copy of the file keeps it: the freed bytes
     are zeroed (the connection runs with secure_delete), then a checkpoint leaves no old page
     in the WAL either."""
     async with sql.transaction() as tx:
         await tx.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (CHECK_KEY, key_check(key))
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (CHECK_KEY, key_check(key)),
         )
         await tx.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (CREATED_KEY, str(now_ms()))
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            (CREATED_KEY, str(now_ms())),
         )
         await tx.execute("DELETE FROM meta WHERE key = ?", (LEGACY_SECRET_KEY,))
     await checkpoint(sql)
 
 
-async def checkpoint(sql: SqlConnection) -> None:
+async def checkpoint(sql: Sql) -> None:
     """Copy the WAL into the database and empty it, so deleted rows survive in neither file.
-    Best effort: a reader in another process may hold the WAL; SQLite checkpoints it later."""
-    await sql.execute_outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
+    Best effort: a reader in another process may hold the WAL; SQLite checkpoints it later.
+    SQLite only: PostgreSQL reclaims deleted rows itself (autovacuum)."""
+    if isinstance(sql, SqlConnection):
+        await sql.execute_outside_transaction("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def derive_key(secret: bytes, purpose: str) -> bytes:

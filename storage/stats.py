@@ -1,8 +1,9 @@
 """Aggregates over the usage log for the dashboard, the /stats command and CSV export.
 
 Counting happens in SQL; percentiles are computed here (nearest-rank) because SQLite has no
-percentile function. All queries of one summary run in one read transaction, so the numbers
-agree with each other even while requests keep arriving. Days are UTC.
+percentile function (so both engines give the same numbers). All queries of one summary run in
+one read transaction, so the numbers agree with each other even while requests keep arriving.
+Days are UTC.
 """
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, NamedTuple
 
 from storage.clock import to_ms
-from storage.connection import SqlConnection
+from storage.sql import Sql
 
 DAY_S = 86_400
-_DAY = "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')"
 
 
 class DayCount(NamedTuple):
@@ -115,7 +115,7 @@ class StatsSummary:
 class StatsRepo:
     """Read-only queries over `usage`."""
 
-    def __init__(self, sql: SqlConnection) -> None:
+    def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
     async def summary(self, days: int = 30, now: float | None = None) -> StatsSummary:
@@ -125,12 +125,13 @@ class StatsRepo:
         end = to_ms(time.time() if now is None else now)
         window = {"start": end - days * DAY_S * 1000, "end": end}
         where = "created_at >= :start AND created_at <= :end"
+        day = self._sql.dialect.utc_day("created_at")
         async with self._sql.snapshot() as tx:
             by_status = await tx.fetchall(
                 f"SELECT status, count(*) AS n FROM usage WHERE {where} GROUP BY status", window
             )
             per_day = await tx.fetchall(
-                f"SELECT {_DAY} AS day, platform, count(*) AS n FROM usage "
+                f"SELECT {day} AS day, platform, count(*) AS n FROM usage "
                 f"WHERE {where} AND status = 'ok' GROUP BY day, platform ORDER BY day, platform",
                 window,
             )

@@ -1,4 +1,11 @@
-"""The usage log: one row per request, whatever its outcome, for statistics and quotas."""
+"""The usage log: one row per request, whatever its outcome, for statistics and quotas.
+
+A request id has at most one *outcome* row per person: `record` is an upsert keyed by both
+(`outcome_key`), so a job that runs again (its worker died after writing the row, before the
+job was marked done) replaces its row instead of adding one, on SQLite and PostgreSQL alike.
+A row written with `once=False` (a job put off by a shutdown, to be finished after the
+restart) is not keyed: the attempt that finishes the job adds its outcome beside it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from storage.clock import now_ms
-from storage.connection import SqlConnection
+from storage.sql import Sql
 
 Status = Literal["ok", "error", "refused"]
 STATUSES: frozenset[str] = frozenset({"ok", "error", "refused"})
@@ -38,6 +45,7 @@ class UsageRecord:
     error_kind: str | None = None
     request_id: str | None = None
     created_at: int = field(default_factory=now_ms)
+    once: bool = True  # the request's one outcome row (see the module docstring)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
@@ -64,10 +72,14 @@ _COLUMNS = (
     "status",
     "error_kind",
     "request_id",
+    "outcome_key",
 )
 _INSERT = (
     f"INSERT INTO usage ({', '.join(_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) RETURNING id"
+    f"VALUES ({', '.join(':' + c for c in _COLUMNS)}) "
+    "ON CONFLICT (outcome_key) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS if c != "outcome_key")
+    + " RETURNING id"
 )
 
 
@@ -80,13 +92,14 @@ def _round_ms(value: float | None) -> int | None:
 
 
 class UsageRepo:
-    """Appends usage rows."""
+    """Writes usage rows: one outcome per request id."""
 
-    def __init__(self, sql: SqlConnection) -> None:
+    def __init__(self, sql: Sql) -> None:
         self._sql = sql
 
     async def record(self, rec: UsageRecord) -> int:
-        """Insert one row and return its id (committed when this returns)."""
+        """Insert the row (or replace the request's earlier outcome row) and return its id
+        (committed when this returns)."""
         params = {
             "created_at": int(rec.created_at),
             "platform": rec.platform,
@@ -105,6 +118,11 @@ class UsageRepo:
             "status": rec.status,
             "error_kind": rec.error_kind,
             "request_id": rec.request_id,
+            # Scoped by the person: a short random web id repeated by chance for someone
+            # else never replaces their row.
+            "outcome_key": (
+                f"{rec.user_hash or ''}:{rec.request_id}" if rec.once and rec.request_id else None
+            ),
         }
         async with self._sql.transaction() as tx:
             row_id = await tx.scalar(_INSERT, params)
@@ -117,10 +135,12 @@ class UsageRepo:
             raise ValueError(f"status must be one of {sorted(STATUSES)}, got {status!r}")
         async with self._sql.transaction() as tx:
             count = await tx.execute(
-                # The latest row of that request id (a job resumed after a restart may have
-                # left one from before: only the attempt that delivered is changed).
-                "UPDATE usage SET status = ?, error_kind = ? WHERE id = "
-                "(SELECT max(id) FROM usage WHERE request_id = ?)",
-                (status, error_kind, request_id),
+                # Its outcome row, else the latest row of that request id (a job resumed
+                # after a restart may have left one from before: only the attempt that
+                # delivered is changed).
+                "UPDATE usage SET status = ?, error_kind = ? WHERE id = COALESCE("
+                "(SELECT max(id) FROM usage WHERE request_id = ? AND outcome_key IS NOT NULL), "
+                "(SELECT max(id) FROM usage WHERE request_id = ?))",
+                (status, error_kind, request_id, request_id),
             )
         return count > 0

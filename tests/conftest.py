@@ -1,8 +1,11 @@
-"""Shared fixtures. Tests that need ../shared skip with a clear reason when it is absent."""
+"""Shared fixtures. Tests that need ../shared skip with a clear reason when it is absent.
+
+Real servers (tests/servers.py): `postgres_server` and `redis_server` (one each per session),
+`pg_url` (a fresh, empty PostgreSQL database per test)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +14,7 @@ import pytest
 from models.pairs import shared_dir
 from service.runtime import Runtime
 from service.settings import Settings
+from tests.servers import PostgresServer, RedisServer, ServerUnavailable
 
 SHARED = shared_dir()
 PHOTOS = SHARED / "data" / "photos"
@@ -66,3 +70,48 @@ async def make_runtime(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[
 async def runtime(make_runtime: Callable[..., Awaitable[Runtime]]) -> Runtime:
     """A Runtime with default test settings (no rate limits, no quota)."""
     return await make_runtime()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL 15 server for the whole session (as `nobody` when we are root)."""
+    try:
+        server = PostgresServer.start()
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the whole session (no persistence, temporary directory)."""
+    try:
+        server = RedisServer.start()
+    except ServerUnavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+async def pg_url(postgres_server: PostgresServer) -> AsyncIterator[str]:
+    """The URL of a new, empty database on the session's server, dropped after the test."""
+    import asyncpg
+
+    name = postgres_server.new_database_name()
+    admin = await asyncpg.connect(postgres_server.url())
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield postgres_server.url(name)
+    admin = await asyncpg.connect(postgres_server.url())
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from service.startup import load_settings
@@ -30,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings("purge")
     if settings is None:
         return 2
-    path = settings.database
-    if not path.is_file():
+    path = settings.db.target
+    if isinstance(path, Path) and not path.is_file():
         print(f"no database at {path}: nothing to purge")
         return 0
     removed = asyncio.run(_purge(settings))
@@ -42,12 +43,13 @@ def run(args: argparse.Namespace) -> int:
 async def _purge(settings: Settings) -> dict[str, int]:
     from storage import Database
 
+    part = settings.db
     db = await Database.open(
-        settings.database,
-        cache_budget_bytes=int(settings.cache_mb * 1024 * 1024),
-        result_ttl_s=settings.result_ttl_days * 86400,
-        input_ttl_s=settings.input_ttl_hours * 3600,
-        key_file=settings.id_key_file,
+        part.target,
+        cache_budget_bytes=part.cache_budget_bytes,
+        result_ttl_s=part.result_ttl_s,
+        input_ttl_s=part.input_ttl_s,
+        key_file=part.key_file,
     )
     async with db:
         return await db.purge()
@@ -57,6 +59,7 @@ LABELS = {
     "expired": "expired cache entries",
     "evicted": "cache entries evicted to fit ANIMEBOT_CACHE_MB",
     "quota": "old daily quota counters",
+    "rate_limits": "rate-limit buckets untouched for a day",
     "orphans": "orphaned cache files",
 }
 

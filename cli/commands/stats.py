@@ -36,8 +36,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings("stats")
     if settings is None:
         return 2
-    path = settings.database
-    if not path.is_file():
+    path = settings.db.target
+    if isinstance(path, Path) and not path.is_file():
         # A fresh install has simply recorded nothing yet: not a failure (like `purge`). The
         # note goes to stderr with --csv, so the CSV output stays valid (empty).
         print(
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr if args.csv else sys.stdout,
         )
         return 0
-    summary = asyncio.run(_summary(path, args.days, settings.id_key_file))
+    summary = asyncio.run(_summary(path, args.days, settings.db.key_file))
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(summary.to_csv_rows())
     else:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _summary(path: Path, days: int, key_file: Path | None) -> StatsSummary:
+async def _summary(path: Path | str, days: int, key_file: Path | None) -> StatsSummary:
     from storage import Database
 
     async with await Database.open(path, key_file=key_file) as db:

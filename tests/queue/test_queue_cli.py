@@ -1,7 +1,8 @@
 """`animebot serve --role front` + two `animebot worker` processes + a real redis-server, as
-an operator runs them (SQLite shared by the processes of this machine): photos through the web
-API are all answered, by both workers; /readyz checks Redis; /metrics shows the queue gauges;
-no raw id reaches a worker's log."""
+an operator runs them (SQLite shared by the processes of this machine, or once a real
+PostgreSQL server as several machines would share it): photos through the web API are all
+answered, by both workers; /readyz checks Redis and the database; /metrics shows the queue
+gauges; no raw id reaches a worker's log."""
 
 from __future__ import annotations
 
@@ -90,14 +91,41 @@ async def conversions(session: aiohttp.ClientSession, port: int) -> int:
     )
 
 
+async def usage_of_web(db: str) -> list[tuple[str, str]]:
+    """(request_id, status) of every web usage row, from the SQLite file or the server."""
+    query = "SELECT request_id, status FROM usage WHERE platform = 'web'"
+    if db.startswith("postgresql://"):
+        import asyncpg
+
+        conn = await asyncpg.connect(db)
+        try:
+            return [(r[0], r[1]) for r in await conn.fetch(query)]
+        finally:
+            await conn.close()
+    with sqlite3.connect(db) as sqlite:
+        return [(r[0], r[1]) for r in sqlite.execute(query).fetchall()]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def shared_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """ANIMEBOT_DB for every process: the data folder's SQLite file, or a fresh database on
+    the session's PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "data" / "animebot.sqlite3")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
 async def test_front_end_and_two_workers_answer_every_web_photo(
-    redis_server: RedisProcess, tmp_path: Path
+    redis_server: RedisProcess, tmp_path: Path, shared_db: str
 ) -> None:
+    db = shared_db
     env = {
         **os.environ,
         "PYTHONPATH": str(PROJECT_ROOT),
         "ANIMEBOT_QUEUE": redis_server.url,
-        "ANIMEBOT_DATA": str(tmp_path / "data"),
+        "ANIMEBOT_DATA": str(tmp_path / "data"),  # with PostgreSQL: the id key file only
+        "ANIMEBOT_DB": db,
         "ANIMEBOT_WORKERS": "1",
         "ANIMEBOT_RATE_BURST": "0",
         "ANIMEBOT_DAILY_QUOTA": "0",
@@ -113,7 +141,7 @@ async def test_front_end_and_two_workers_answer_every_web_photo(
         async with aiohttp.ClientSession() as session:
             for port in ports:
                 body = await ready(session, f"http://127.0.0.1:{port}/readyz")
-                assert body["checks"]["queue"] is True
+                assert body["checks"]["queue"] is True and body["checks"]["database"] is True
             photos = [distinct_png(i, side=200) for i in range(12)]
 
             async def convert(data: bytes) -> tuple[int, str]:
@@ -135,6 +163,11 @@ async def test_front_end_and_two_workers_answer_every_web_photo(
     finally:
         codes = [p.stop() for p in procs]
     assert codes == [0, 0, 0]
+    rows = await usage_of_web(db)  # the workers wrote them, in the one shared database
+    assert sorted(status for _, status in rows) == ["ok"] * len(photos)
+    assert len({request_id for request_id, _ in rows}) == len(photos)
+    if not db.endswith(".sqlite3"):  # nothing but the id key file in the data folder
+        assert not list((tmp_path / "data").glob("*.sqlite3*"))
     worker_logs = [(tmp_path / f"w{i}.log").read_text() for i in range(2)]
     # No job arguments (raw ids) reached the workers' logs.
     assert all(log.count("animebot_job") == 0 for log in worker_logs)

@@ -75,20 +75,20 @@ def test_populated_summary_renders_differently() -> None:
     assert ink(image) > ink(decode(empty))
 
 
-async def test_renders_real_summary_from_threads(tmp_path: Path) -> None:
-    async with await Database.open(tmp_path / "a.db") as db:
-        for i in range(20):
-            await db.usage.record(
-                UsageRecord(
-                    platform=("telegram", "web")[i % 2],
-                    status="ok" if i % 5 else "error",
-                    style=("hayao", "paprika")[i % 2],
-                    compute_ms=100 + i,
-                    queue_wait_ms=i,
-                    error_kind=None if i % 5 else "damaged",
-                )
+async def test_renders_real_summary_from_threads(db: Database) -> None:
+    """A summary read from either backend (SQLite, PostgreSQL) renders."""
+    for i in range(20):
+        await db.usage.record(
+            UsageRecord(
+                platform=("telegram", "web")[i % 2],
+                status="ok" if i % 5 else "error",
+                style=("hayao", "paprika")[i % 2],
+                compute_ms=100 + i,
+                queue_wait_ms=i,
+                error_kind=None if i % 5 else "damaged",
             )
-        summary = await db.stats.summary()
+        )
+    summary = await db.stats.summary()
     # The service renders off the event loop; concurrent renders must not interfere.
     pngs = await asyncio.gather(*(asyncio.to_thread(render_stats_png, summary) for _ in range(3)))
     assert len(set(pngs)) == 1

@@ -12,7 +12,7 @@ from storage import LATEST_VERSION, Database, SchemaTooNewError
 from storage.connection import SqlConnection
 from storage.migrations import MIGRATIONS, Migration, apply_migrations
 
-TABLES = {"meta", "usage", "cache", "cache_handles", "prefs", "quota", "jobs"}
+TABLES = {"meta", "usage", "cache", "cache_handles", "prefs", "quota", "jobs", "rate_limits"}
 
 
 def schema(path: Path) -> list[tuple[str, str, str]]:
@@ -41,7 +41,8 @@ def test_at_least_two_versions() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
 
 
-async def test_fresh_file_gets_latest_strict_schema(db: Database, db_path: Path) -> None:
+async def test_fresh_file_gets_latest_strict_schema(sqlite_db: Database, db_path: Path) -> None:
+    db = sqlite_db
     assert await db.schema_version() == LATEST_VERSION
     conn = sqlite3.connect(db_path)
     try:
@@ -57,7 +58,8 @@ async def test_fresh_file_gets_latest_strict_schema(db: Database, db_path: Path)
     assert all(tables.values()), f"every table must be STRICT: {tables}"
 
 
-async def test_connection_pragmas(db: Database) -> None:
+async def test_connection_pragmas(sqlite_db: Database) -> None:
+    db = sqlite_db
     sql = db._sql
     assert await sql.scalar("PRAGMA foreign_keys") == 1
     assert await sql.scalar("PRAGMA synchronous") == 1  # NORMAL

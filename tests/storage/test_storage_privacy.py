@@ -1,4 +1,5 @@
-"""Pseudonymous ids and the right to be forgotten."""
+"""Pseudonymous ids and the right to be forgotten (on both backends, except the tests of
+SQLite's own file bytes)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from storage import Database, IdKeyError, UsageRecord
+from tests.storage.conftest import Target, has_bytes
 
 RAW_ID = 987_654_321_123
 
@@ -18,20 +20,21 @@ def db_text(path: Path) -> bytes:
     return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
 
 
-async def test_hash_id_stable_and_scoped(db_path: Path, tmp_path: Path) -> None:
-    async with await Database.open(db_path) as db:
+async def test_hash_id_stable_and_scoped(target: Target, tmp_path: Path) -> None:
+    async with await target.open() as db:
         h = db.hash_id("telegram", RAW_ID)
         assert h == db.hash_id("telegram", str(RAW_ID))
         assert len(h) == 64 and int(h, 16) >= 0
         assert h != db.hash_id("discord", RAW_ID)  # same number, other platform, other person
         assert h != db.hash_id("telegram", RAW_ID + 1)
-    async with await Database.open(db_path) as db:
+    async with await target.open() as db:
         assert db.hash_id("telegram", RAW_ID) == h  # stable across reopen
     async with await Database.open(tmp_path / "other" / "animebot.db") as other:
         assert other.hash_id("telegram", RAW_ID) != h  # a different install
 
 
-async def test_raw_ids_never_reach_the_file(db: Database, db_path: Path) -> None:
+async def test_raw_ids_never_reach_the_file(sqlite_db: Database, db_path: Path) -> None:
+    db = sqlite_db
     user = db.hash_id("telegram", RAW_ID)
     await db.usage.record(UsageRecord(platform="telegram", status="ok", user_hash=user))
     await db.prefs.update("telegram", user, style="hayao")
@@ -40,7 +43,7 @@ async def test_raw_ids_never_reach_the_file(db: Database, db_path: Path) -> None
     assert user.encode() in db_text(db_path)
 
 
-async def seed_user(db: Database, user: str, n: int) -> list[Path]:
+async def seed_user(db: Database, user: str, n: int) -> list[str]:
     await db.usage.record(UsageRecord(platform="telegram", status="ok", user_hash=user))
     await db.usage.record(UsageRecord(platform="telegram", status="error", user_hash=user))
     await db.prefs.update("telegram", user, style="paprika", language="de")
@@ -49,17 +52,17 @@ async def seed_user(db: Database, user: str, n: int) -> list[Path]:
     paths = []
     for i, kind in enumerate(("input", "result")):
         key = f"{n:02x}{i:02x}" + "a" * 60
-        entry = await db.cache.put(key, b"img", kind=kind, mime="image/png", owner_hash=user)
+        await db.cache.put(key, b"img", kind=kind, mime="image/png", owner_hash=user)
         await db.cache.set_handle(key, "telegram", f"file-{n}-{i}")
-        paths.append(entry.path)
+        paths.append(key)
     return paths
 
 
-def exists(path: Path) -> bool:
-    return path.exists()
+async def any_bytes(db: Database, keys: list[str]) -> list[bool]:
+    return [await has_bytes(db, k) for k in keys]
 
 
-async def test_forget_removes_one_user_only(db: Database, db_path: Path) -> None:
+async def test_forget_removes_one_user_only(db: Database) -> None:
     alice = db.hash_id("telegram", 1)
     bob = db.hash_id("telegram", 2)
     alice_files = await seed_user(db, alice, 1)
@@ -67,24 +70,20 @@ async def test_forget_removes_one_user_only(db: Database, db_path: Path) -> None
 
     report = await db.forget("telegram", alice)
     assert report == {"usage": 2, "prefs": 1, "quota": 2, "cache": 2, "files": 2}
-    assert not any(exists(p) for p in alice_files)
-    assert all(exists(p) for p in bob_files)
+    assert not any(await any_bytes(db, alice_files))
+    assert all(await any_bytes(db, bob_files))
 
-    conn = sqlite3.connect(db_path)
-    try:
-        for table, column in (
-            ("usage", "user_hash"),
-            ("prefs", "user_hash"),
-            ("quota", "user_hash"),
-            ("cache", "owner_hash"),
-        ):
-            mine = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?", (alice,))
-            theirs = conn.execute(f"SELECT count(*) FROM {table} WHERE {column} = ?", (bob,))
-            assert mine.fetchone()[0] == 0, table
-            assert theirs.fetchone()[0] > 0, table
-        assert conn.execute("SELECT count(*) FROM cache_handles").fetchone()[0] == 2
-    finally:
-        conn.close()
+    for table, column in (
+        ("usage", "user_hash"),
+        ("prefs", "user_hash"),
+        ("quota", "user_hash"),
+        ("cache", "owner_hash"),
+    ):
+        mine = await db._sql.scalar(f"SELECT count(*) FROM {table} WHERE {column} = ?", (alice,))
+        theirs = await db._sql.scalar(f"SELECT count(*) FROM {table} WHERE {column} = ?", (bob,))
+        assert mine == 0, table
+        assert theirs > 0, table
+    assert await db._sql.scalar("SELECT count(*) FROM cache_handles") == 2
     assert (await db.prefs.get("telegram", alice)).style is None
     assert (await db.prefs.get("telegram", bob)).style == "paprika"
     assert await db.quota.count(bob, "2024-01-02") == 1
@@ -98,7 +97,10 @@ async def test_forget_removes_one_user_only(db: Database, db_path: Path) -> None
     }
 
 
-async def test_backup_is_a_working_copy_without_the_key(db: Database, tmp_path: Path) -> None:
+async def test_backup_is_a_working_copy_without_the_key(
+    sqlite_db: Database, tmp_path: Path
+) -> None:
+    db = sqlite_db
     user = db.hash_id("web", "someone")
     await db.prefs.update("web", user, style="hayao")
     target = tmp_path / "backup" / "copy.db"
@@ -115,9 +117,10 @@ async def test_backup_is_a_working_copy_without_the_key(db: Database, tmp_path: 
         await db.backup(target)  # never overwrites an existing file
 
 
-async def test_forgotten_rows_leave_no_bytes_behind(db: Database, db_path: Path) -> None:
+async def test_forgotten_rows_leave_no_bytes_behind(sqlite_db: Database, db_path: Path) -> None:
     """Deleted rows are zeroed and checkpointed out of the WAL: a copy of the files made after
     /forget holds nothing of the person (the same holds for the moved id key and spent jobs)."""
+    db = sqlite_db
     user = db.hash_id("telegram", RAW_ID)
     marker = "forgotten-marker-" + "q" * 40
     await db.prefs.update("telegram", user, style=marker)

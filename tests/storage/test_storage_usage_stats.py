@@ -70,6 +70,7 @@ async def test_record_stores_every_field(db: Database) -> None:
         "status": "ok",
         "error_kind": None,
         "request_id": "req-1",
+        "outcome_key": "u:req-1",  # the request's one outcome row (per person)
     }
     created = await db._sql.scalar("SELECT created_at FROM usage WHERE id = ?", (second,))
     assert abs(created - time.time() * 1000) < 60_000  # defaults to now
@@ -208,3 +209,33 @@ async def test_to_dict_and_csv(db: Database) -> None:
     assert ["total", "ok", "", "13"] in parsed
     empty = StatsSummary.empty(now=NOW).to_csv_rows()
     assert ("total", "compute_p50_ms", "", "") in empty
+
+
+def row_of(user: str, request_id: str, **kw: object) -> UsageRecord:
+    return UsageRecord(platform="web", user_hash=user, request_id=request_id, **kw)  # type: ignore[arg-type]
+
+
+async def test_a_request_keeps_one_outcome_row(db: Database) -> None:
+    """A job run again (its worker died after recording) replaces its row; a row put off by a
+    shutdown (`once=False`) stays beside the outcome; another person's equal id is theirs."""
+    first = await db.usage.record(row_of("u", "r1", status="ok"))
+    deferred = await db.usage.record(
+        row_of("u", "r2", status="refused", error_kind="shutting_down", once=False)
+    )
+    again = await db.usage.record(row_of("u", "r1", status="ok", cache_hit=True))
+    final = await db.usage.record(row_of("u", "r2", status="ok"))
+    other = await db.usage.record(row_of("v", "r1", status="ok"))
+    assert again == first and len({first, deferred, final, other}) == 4
+    rows = await db._sql.fetchall("SELECT id, status, cache_hit FROM usage ORDER BY id")
+    assert [(r["id"], r["status"], r["cache_hit"]) for r in rows] == [
+        (first, "ok", 1),
+        (deferred, "refused", 0),
+        (final, "ok", 0),
+        (other, "ok", 0),
+    ]
+    assert await db.usage.update_outcome("r2", "error", "delivery_failed")
+    kinds = await db._sql.fetchall("SELECT id, error_kind FROM usage WHERE request_id = 'r2'")
+    assert {r["id"]: r["error_kind"] for r in kinds} == {
+        deferred: "shutting_down",
+        final: "delivery_failed",
+    }
