@@ -91,7 +91,10 @@ async def test_start_help_and_privacy(bot: Harness) -> None:
     command = await bot.api.send_text(ALICE, group, "/help@animebot_test_bot")
     (answer,) = await bot.api.wait_for("sendMessage", replies_to(command))  # groups: quoted
     assert answer.params["text"] == t(
-        "tg.help", "en", commands=command_list("en"), styles=style_list(["hayao", "shinkai"], "en")
+        "tg.help",
+        "en",
+        commands=command_list("en"),
+        styles=style_list(bot.runtime.service.styles(), "en"),
     )
 
 
