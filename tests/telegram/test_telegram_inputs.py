@@ -41,8 +41,9 @@ async def test_photo_gets_an_anime_reply_with_buttons(bot: Harness, photos_dir: 
     assert reply.params["caption"].startswith(t("style.hayao", "en"))  # the default style
     buttons = [b for row in reply.params["reply_markup"]["inline_keyboard"] for b in row]
     labels = [b["text"] for b in buttons]
+    others = [s for s in bot.runtime.service.styles() if s != "hayao"]  # every other style
     assert labels == [
-        t("style.shinkai", "en"),
+        *(t(f"style.{s}", "en") for s in others),
         t("tg.button.faces_off", "en"),
         t("tg.button.side_by_side", "en"),
         t("tg.button.full_file", "en"),
