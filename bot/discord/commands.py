@@ -1,4 +1,5 @@
-"""Slash commands: /anime (convert an attached photo) and /stats (admins: usage statistics)."""
+"""Slash commands: /anime (convert an attached photo), /styles (what each style looks like)
+and /stats (admins: usage statistics)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from bot.discord.conversion import PLATFORM, Converter, Origin
 from bot.discord.jobs import anime_job
 from bot.discord.render import fit_file, stats_embed
 from bot.discord.respond import defer_public, send, send_error
+from bot.discord.styles import run_styles
 from bot.discord.translator import language, style_choice_name, text
 from i18n import t
 from service.runtime import Runtime
@@ -101,7 +103,8 @@ async def run_stats(
 def add_commands(
     tree: app_commands.CommandTree[discord.Client], runtime: Runtime, converter: Converter
 ) -> None:
-    """Register /anime (style choices = the installed scene styles, read now) and /stats."""
+    """Register /anime (style choices = the installed scene styles, read now), /styles (their
+    previews) and /stats."""
     titles = style_titles(runtime)
     choices = style_choices(titles)
 
@@ -122,6 +125,10 @@ def add_commands(
     ) -> None:
         chosen = None if style is None else style.value
         await run_anime(converter, titles, interaction, image, chosen, faces, side_by_side)
+
+    @tree.command(name="styles", description=text("dc.cmd.styles.description"))
+    async def styles(interaction: discord.Interaction[discord.Client]) -> None:
+        await run_styles(runtime, interaction)
 
     @tree.command(name="stats", description=text("dc.cmd.stats.description"))
     async def stats(interaction: discord.Interaction[discord.Client]) -> None:

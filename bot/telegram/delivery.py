@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from telegram import Bot, InlineKeyboardMarkup, Message, ReplyParameters
+from telegram import Bot, InlineKeyboardMarkup, InputMediaPhoto, Message, ReplyParameters
 from telegram.error import BadRequest, Forbidden, NetworkError
 
 from service.convert import ConversionReply, ConversionService, new_request_id
@@ -132,6 +132,18 @@ class Delivery:
                 text,
                 reply_parameters=target.reply_parameters,
                 reply_markup=markup,
+            ),
+        )
+
+    async def album(
+        self, bot: Bot, target: Target, photos: list[tuple[str | bytes, str]]
+    ) -> tuple[Message, ...]:
+        """Photos (file_id or bytes, caption) as one album: 2 to 10 items, Telegram's limits."""
+        media = [InputMediaPhoto(photo, caption=caption) for photo, caption in photos]
+        return await self.call(
+            target,
+            lambda: bot.send_media_group(
+                target.chat_id, media, reply_parameters=target.reply_parameters
             ),
         )
 

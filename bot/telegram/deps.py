@@ -13,6 +13,7 @@ from telegram.ext import ContextTypes
 
 from bot.telegram.delivery import PLATFORM, Delivery, RetryPolicy
 from bot.telegram.intake import Intake
+from bot.telegram.previews import PreviewAlbum
 from i18n import LANGUAGES, normalize_language
 from service.convert import ConversionService
 from service.lifecycle import JobRunner
@@ -41,6 +42,7 @@ class Deps:
     options: FrontEndOptions
     delivery: Delivery
     intake: Intake = field(default_factory=Intake)
+    previews: PreviewAlbum = field(default_factory=PreviewAlbum)
     inflight: set[asyncio.Task[Any]] = field(default_factory=set)
 
     def track(self, task: asyncio.Task[Any]) -> None:

@@ -71,7 +71,7 @@ async def test_connect_syncs_commands_once_with_styles_and_translations(
 ) -> None:
     (sync,) = await discord_standin.wait_for_sync()
     assert sync.guild_id is None  # global: no DISCORD_GUILD_ID
-    assert sorted(sync.names) == ["Anime-fy", "anime", "stats"]
+    assert sorted(sync.names) == ["Anime-fy", "anime", "stats", "styles"]
     command = sync.command("anime")
     assert command["type"] == 1
     options = command["options"]
@@ -84,6 +84,7 @@ async def test_connect_syncs_commands_once_with_styles_and_translations(
     styles = bot.runtime.service.styles()
     assert styles and [c["value"] for c in options[1]["choices"]] == styles
     assert sync.command("stats")["options"] == []
+    assert sync.command("styles")["options"] == []
     assert sync.command("Anime-fy")["type"] == 3  # a message command
 
     # Descriptions, choice names and the menu's name are localized from the catalogue.

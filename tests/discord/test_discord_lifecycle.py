@@ -66,7 +66,7 @@ async def test_guild_id_syncs_to_that_guild_only(
     await start_bot(discord_guild_id=str(discord_standin.guild_id))
     (sync,) = await discord_standin.wait_for_sync()
     assert sync.guild_id == discord_standin.guild_id
-    assert sorted(sync.names) == ["Anime-fy", "anime", "stats"]
+    assert sorted(sync.names) == ["Anime-fy", "anime", "stats", "styles"]
     assert discord_standin.commands(None) == []  # nothing global
     record = await discord_standin.invoke_slash(
         "anime", attachments={"image": ("p.jpg", street, "image/jpeg")}

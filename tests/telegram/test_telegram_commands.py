@@ -119,6 +119,25 @@ async def test_style_choice_persists_across_a_restart(start_bot: StartBot, tmp_p
     assert start.params["text"] == t("tg.start", "en", name="Alice", style=t("style.shinkai", "en"))
 
 
+async def test_style_shows_the_previews_as_an_album_uploaded_once(bot: Harness) -> None:
+    service = bot.runtime.service
+    with_preview = [s for s in service.styles() if service.style_preview(s) is not None]
+    assert len(with_preview) >= 2, "the committed styles have preview.jpg files"
+    menu = await say(bot, ALICE, "/style")
+    (album,) = bot.api.calls_to("sendMediaGroup")
+    assert album.time < menu.time  # pictures first, the keyboard under them
+    captions = [item.get("caption") for item in album.params["media"]]
+    assert captions == [t(f"style.{s}", "en") for s in with_preview]
+    assert set(album.sources.values()) == {"upload"}
+    shown = [Image.open(io.BytesIO(data)).size for data in album.files.values()]
+    assert len(shown) == len(with_preview) and all(w == 320 for w, _ in shown)
+
+    again_since = bot.api.mark()
+    await say(bot, ALICE, "/style")
+    (again,) = await bot.api.wait_for("sendMediaGroup", to_chat(ALICE["id"]), since=again_since)
+    assert set(again.sources.values()) == {"file_id"}  # nothing uploaded the second time
+
+
 async def test_faces_toggle_persists(bot: Harness) -> None:
     off = await say(bot, ALICE, "/faces")
     assert off.params["text"] == t("tg.faces.now_off", "en")

@@ -57,9 +57,15 @@ async def style(update: Update, context: Context) -> None:
     prefs = await d.service.prefs(PLATFORM, user.id)
     current = prefs.style or d.service.default_style()
     styles = d.service.styles()
+    target = command_target(message, user)
+    previews = [(s, path) for s in styles if (path := d.service.style_preview(s)) is not None]
+    try:
+        await d.previews.send(d.delivery, context.bot, target, previews, lang)
+    except Undeliverable:
+        return
     text = t("tg.style.choose", lang, style=style_label(current, lang))
     markup = style_keyboard(user.id, styles, current, lang)
-    await answer(d, context, command_target(message, user), text, markup)
+    await answer(d, context, target, text, markup)
 
 
 @tracked
