@@ -12,7 +12,10 @@ the photo itself (identity), the served model, any `--ref` revision's served mod
   the teacher's, lower is closer;
 - texture distance: Gram matrices of a fixed, seeded, multi-scale random conv net (images at
   1, 1/2 and 1/4 scale), each layer's distance divided by the norm of the teacher's Gram matrix,
-  averaged: alignment-free, so strokes drawn a few pixels off still count as strokes;
+  averaged: alignment-free, so strokes drawn a few pixels off still count as strokes. These
+  uncentred Gram matrices also carry each image's colour grade and contrast, so the table adds
+  "tone-free": the same distance after the best per-channel gain and offset (least squares
+  against the teacher) is applied to the output, which isolates texture from global tone;
 - two-sample accuracy: a small patch CNN is trained with a fixed protocol (seeded, fixed
   steps) to tell the model's 96 px crops from the teacher's on the *training* photos, then
   scored on crops of the validation photos at the same positions in both; 50% means it cannot
@@ -247,8 +250,21 @@ class Row:
     ssim: float
     gmsd: float
     texture: float
+    tone_free: float
     two_sample: float
     two_sample_spread: float
+
+
+def tone_matched(out: RGB, teacher: RGB) -> RGB:
+    """`out` after the per-channel gain and offset that bring it closest to `teacher`."""
+    o = out.reshape(-1, 3).astype(np.float64)
+    t = teacher.reshape(-1, 3).astype(np.float64)
+    fitted = np.empty_like(o)
+    for c in range(3):
+        design = np.stack([o[:, c], np.ones(len(o))], axis=1)
+        coef, *_ = np.linalg.lstsq(design, t[:, c], rcond=None)
+        fitted[:, c] = design @ coef
+    return np.clip(fitted.reshape(out.shape).round(), 0, 255).astype(np.uint8)
 
 
 def images_of(style: str, ids: Sequence[str]) -> list[tuple[RGB, RGB]]:
@@ -288,6 +304,14 @@ def score(
         float(np.mean([ssim(o, a) for o, (_, a) in zip(val_out, val, strict=True)])),
         float(np.mean([gmsd(o, a) for o, (_, a) in zip(val_out, val, strict=True)])),
         float(np.mean([meter.distance(o, g) for o, g in zip(val_out, teacher_grams, strict=True)])),
+        float(
+            np.mean(
+                [
+                    meter.distance(tone_matched(o, a), g)
+                    for o, (_, a), g in zip(val_out, val, teacher_grams, strict=True)
+                ]
+            )
+        ),
         float(np.mean(accs)),
         float(np.max(accs) - np.min(accs)) if len(accs) > 1 else 0.0,
     )
@@ -297,14 +321,16 @@ def table(style: str, n_val: int, n_train: int, rows: Sequence[Row]) -> str:
     served = next((r for r in rows if r.name == "served"), None)
     lines = [
         f"\n## {style}: {n_val} validation / {n_train} training pairs",
-        "| model | PSNR dB | SSIM | GMSD | texture | x served | 2-sample acc | spread |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | PSNR dB | SSIM | GMSD | texture | x served | tone-free | 2-sample acc "
+        "| spread |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = f"{r.texture / served.texture:.2f}" if served else "-"
         lines.append(
             f"| {r.name} | {r.psnr:.2f} | {r.ssim:.3f} | {r.gmsd:.4f} | {r.texture:.4f} | "
-            f"{ratio} | {100 * r.two_sample:.1f}% | {100 * r.two_sample_spread:.1f} |"
+            f"{ratio} | {r.tone_free:.4f} | {100 * r.two_sample:.1f}% | "
+            f"{100 * r.two_sample_spread:.1f} |"
         )
     return "\n".join(lines)
 

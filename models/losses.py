@@ -71,6 +71,34 @@ def gram_l1(features: RandomFeatures, out: torch.Tensor, target: torch.Tensor) -
     return loss
 
 
+class WholeImageStyle(nn.Module):
+    """Relative Gram distance of whole images at 1, 1/2 and 1/4 scale: how far the output's
+    global statistics (colour grade, contrast, how flat areas are, edge density) are from the
+    teacher's. Crops only see a piece of a photo; the teacher grades and flattens each photo as
+    a whole, so this term is computed on whole downscaled training photos. Its random net is
+    seeded differently from bench/look.py's meter, so the measure is not the training target."""
+
+    def __init__(self, seed: int = 1234) -> None:
+        super().__init__()
+        self.features = RandomFeatures(seed=seed)
+
+    def grams(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out: list[torch.Tensor] = []
+        for scale in (1, 2, 4):
+            xs = F.avg_pool2d(x, scale) if scale > 1 else x
+            out.extend(gram(f) for f in self.features(xs))
+        return out
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            wanted = self.grams(target)
+        parts = [
+            ((g - t).flatten(1).norm(dim=1) / t.flatten(1).norm(dim=1)).mean()
+            for g, t in zip(self.grams(out), wanted, strict=True)
+        ]
+        return torch.stack(parts).mean()
+
+
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
     x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
     g = torch.exp(-(x**2) / (2 * sigma**2))

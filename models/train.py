@@ -32,7 +32,7 @@ from models.critic import (
     feature_matching,
     generator_loss,
 )
-from models.losses import DistillLoss
+from models.losses import DistillLoss, WholeImageStyle
 from models.metrics import psnr, ssim
 from models.pairs import Pair, _thumbnail, load_pairs, pairs_dir, split_pairs
 from models.student import Student, StudentConfig, count_parameters
@@ -89,6 +89,9 @@ class Options:
     d_width: int = 32
     unpaired: int = 0  # crops per step of unpaired photos (adversarial term only)
     unpaired_photos: int = 0  # use only the first N unpaired photos (0: all; tests)
+    # Whole-photo statistics term (models/losses.WholeImageStyle); 0 = off.
+    w_whole: float = 0.0
+    whole_side: int = 512
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -132,6 +135,28 @@ class CropSampler:
             ys.append(a)
             ts.append(thumb)
         return np.stack(xs), np.stack(ys), np.ascontiguousarray(np.stack(ts))
+
+
+class WholeSampler:
+    """One whole training pair per step, downscaled to a long side of `side` (to a multiple of
+    4), randomly flipped: what the whole-photo statistics term compares."""
+
+    def __init__(self, pairs: list[Pair], side: int, rng: np.random.Generator) -> None:
+        self.images = []
+        for p in pairs:
+            photo, anime = read_rgb(p.photo), read_rgb(p.anime)
+            h, w = photo.shape[:2]
+            s = min(1.0, side / max(h, w))
+            size = (max(4, round(w * s) // 4 * 4), max(4, round(h * s) // 4 * 4))
+            small = [cv2.resize(i, size, interpolation=cv2.INTER_AREA) for i in (photo, anime)]
+            self.images.append((small[0], small[1], thumbnail(photo)[0]))
+        self.rng = rng
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        photo, anime, thumb = self.images[int(self.rng.integers(len(self.images)))]
+        if self.rng.random() < 0.5:
+            photo, anime, thumb = photo[:, ::-1], anime[:, ::-1], thumb[:, :, ::-1]
+        return photo[None], anime[None], np.ascontiguousarray(thumb[None])
 
 
 class UnpairedSampler:
@@ -366,6 +391,7 @@ def train(opts: Options) -> dict[str, object]:
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
     criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
     critic = MultiScaleCritic(opts.d_width) if opts.w_adv > 0 else None
+    whole_style = WholeImageStyle() if opts.w_whole > 0 else None
     d_optim = (
         torch.optim.Adam(critic.parameters(), lr=opts.d_lr, betas=(0.5, 0.999))
         if critic is not None
@@ -413,6 +439,7 @@ def train(opts: Options) -> dict[str, object]:
         f"train={len(train_pairs)} val={len(val_pairs)} {split['val']}"
     )
     sampler = CropSampler(train_pairs, opts, rng)
+    whole = WholeSampler(train_pairs, opts.whole_side, rng) if whole_style is not None else None
     unpaired = (
         UnpairedSampler(val_pairs, opts.crop, opts.unpaired, rng, opts.unpaired_photos)
         if critic is not None and opts.unpaired > 0
@@ -444,6 +471,11 @@ def train(opts: Options) -> dict[str, object]:
         if critic is not None and d_optim is not None:
             extra = adversarial_step(critic, d_optim, model, x, y, t, out, unpaired, opts, parts)
             loss = loss + extra
+        if whole is not None and whole_style is not None:
+            xw, yw, tw = whole.sample()
+            term = whole_style(model(to_tensor(xw), torch.from_numpy(tw)), to_tensor(yw))
+            parts["whole"] = float(term.detach())
+            loss = loss + opts.w_whole * term
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
@@ -469,9 +501,10 @@ def train(opts: Options) -> dict[str, object]:
             if scores["psnr"] > best:
                 best = scores["psnr"]
                 save(opts.out / "best.pt", model=scored.state_dict(), scores=scores, **common)
-            if critic is not None:
-                # Adversarial runs trade a little PSNR for strokes, so the best PSNR is not the
-                # best look: keep every scored point for bench/look.py and the eye to choose.
+            if critic is not None or whole_style is not None:
+                # Adversarial and whole-photo runs trade a little PSNR for the look, so the best
+                # PSNR is not the best look: keep every scored point for bench/look.py and the
+                # eye to choose.
                 save(
                     opts.out / f"step{step:05d}.pt",
                     model=scored.state_dict(),
@@ -589,6 +622,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
     )
     ap.add_argument("--unpaired-photos", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument(
+        "--w-whole", type=float, default=0.0, help="whole-photo statistics term (0: off)"
+    )
+    ap.add_argument("--whole-side", type=int, default=512, help="long side of those photos")
+    ap.add_argument(
         "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
     )
     ap.add_argument(
@@ -633,6 +670,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         d_width=a.d_width,
         unpaired=a.unpaired,
         unpaired_photos=a.unpaired_photos,
+        w_whole=a.w_whole,
+        whole_side=a.whole_side,
     )
 
 

@@ -421,3 +421,49 @@ def test_adversarial_training_updates_the_critic_logs_its_terms_and_resumes(
     resumed = torch.load(out / "last.pt", weights_only=False)
     assert resumed["step"] == 4 and "resumed at step 2" in (out / "train.log").read_text()
     assert any(not torch.equal(first_critic[k], v) for k, v in resumed["critic"].items())
+
+
+def test_whole_photo_term_is_zero_on_the_teacher_and_sees_tone_not_position() -> None:
+    from models.losses import WholeImageStyle
+
+    term = WholeImageStyle()
+    target = torch.rand(1, 3, 64, 96) * 2 - 1
+    assert float(term(target, target)) == pytest.approx(0.0, abs=1e-5)
+    rolled = torch.roll(target, shifts=(5, 7), dims=(2, 3))  # same content, moved
+    brighter = (target + 0.3).clamp(-1, 1)
+    assert float(term(rolled, target)) < float(term(brighter, target)) / 3
+
+
+@needs_shared
+def test_training_with_the_whole_photo_term_logs_it_and_keeps_each_scored_step(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "run"
+    args = ["--style", "shinkai", "--out", str(out), "--batch", "2", "--crop", "64"]
+    args += ["--val-every", "2", "--val-max-side", "96", "--threads", "1", "--steps", "2"]
+    args += ["--widths", "8", "8", "16", "--blocks", "1", "--expansion", "2"]
+    args += ["--w-whole", "1", "--whole-side", "96"]
+    train_main(args)
+    record = json.loads((out / "metrics.jsonl").read_text().splitlines()[-1])
+    assert record["whole"] > 0
+    assert (out / "step00002.pt").is_file()
+
+
+def test_look_tone_matching_undoes_a_gain_and_offset_per_channel(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).parents[1] / "bench" / "look.py"
+    spec = importlib.util.spec_from_file_location("look", path)
+    assert spec is not None and spec.loader is not None
+    look = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "look", look)  # its dataclasses look themselves up there
+    spec.loader.exec_module(look)
+    rng = np.random.default_rng(0)
+    teacher = rng.integers(40, 200, size=(32, 48, 3)).astype(np.uint8)
+    graded = np.clip(teacher * np.array([0.8, 1.1, 0.9]) + np.array([20, -10, 5]), 0, 255)
+    matched = look.tone_matched(graded.astype(np.uint8), teacher)
+    assert np.abs(matched.astype(int) - teacher.astype(int)).max() <= 2
+    assert np.abs(graded.astype(int) - teacher.astype(int)).mean() > 5
