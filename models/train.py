@@ -92,6 +92,9 @@ class Options:
     # Whole-photo statistics term (models/losses.WholeImageStyle); 0 = off.
     w_whole: float = 0.0
     whole_side: int = 512
+    # Frequency split (models/losses.DistillLoss): pixel terms on blurred images, lines apart.
+    w_ink: float = 0.0
+    blur: float = 0.0
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -389,7 +392,9 @@ def train(opts: Options) -> dict[str, object]:
     )
     model = Student(config)
     optim = torch.optim.Adam(model.parameters(), lr=opts.lr)
-    criterion = DistillLoss(opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim)
+    criterion = DistillLoss(
+        opts.w_grad, opts.w_colour, opts.w_gram, opts.w_ssim, w_ink=opts.w_ink, blur=opts.blur
+    )
     critic = MultiScaleCritic(opts.d_width) if opts.w_adv > 0 else None
     whole_style = WholeImageStyle() if opts.w_whole > 0 else None
     d_optim = (
@@ -501,7 +506,7 @@ def train(opts: Options) -> dict[str, object]:
             if scores["psnr"] > best:
                 best = scores["psnr"]
                 save(opts.out / "best.pt", model=scored.state_dict(), scores=scores, **common)
-            if critic is not None or whole_style is not None:
+            if critic is not None or whole_style is not None or opts.w_ink > 0:
                 # Adversarial and whole-photo runs trade a little PSNR for the look, so the best
                 # PSNR is not the best look: keep every scored point for bench/look.py and the
                 # eye to choose.
@@ -625,6 +630,10 @@ def parse_args(argv: list[str] | None = None) -> Options:
         "--w-whole", type=float, default=0.0, help="whole-photo statistics term (0: off)"
     )
     ap.add_argument("--whole-side", type=int, default=512, help="long side of those photos")
+    ap.add_argument("--w-ink", type=float, default=0.0, help="misalignment-tolerant line term")
+    ap.add_argument(
+        "--blur", type=float, default=0.0, help="pixel terms on images blurred by this sigma"
+    )
     ap.add_argument(
         "--ema", type=float, default=0.0, help="score and keep an EMA of the weights (e.g. 0.998)"
     )
@@ -672,6 +681,8 @@ def parse_args(argv: list[str] | None = None) -> Options:
         unpaired_photos=a.unpaired_photos,
         w_whole=a.w_whole,
         whole_side=a.whole_side,
+        w_ink=a.w_ink,
+        blur=a.blur,
     )
 
 

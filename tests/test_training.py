@@ -467,3 +467,36 @@ def test_look_tone_matching_undoes_a_gain_and_offset_per_channel(
     matched = look.tone_matched(graded.astype(np.uint8), teacher)
     assert np.abs(matched.astype(int) - teacher.astype(int)).max() <= 2
     assert np.abs(graded.astype(int) - teacher.astype(int)).mean() > 5
+
+
+def test_line_term_forgives_a_small_shift_but_not_a_missing_or_blurred_line() -> None:
+    from models.losses import DistillLoss, ink_l1
+
+    window = DistillLoss().window
+
+    def drawn(column: int | None) -> torch.Tensor:
+        x = torch.full((1, 3, 48, 48), 0.5)
+        if column is not None:
+            x[:, :, :, column] = -0.8  # a dark contour
+        return x
+
+    teacher = drawn(20)
+    blurred = torch.full((1, 3, 48, 48), 0.5)
+    blurred[:, :, :, 17:24] = 0.5 - 1.3 / 7  # the same ink, spread: what pixel losses prefer
+
+    def cost(x: torch.Tensor) -> float:
+        return float(ink_l1(x, teacher, window, reach=2))
+
+    assert cost(drawn(20)) == 0.0 and cost(drawn(22)) == 0.0  # two pixels off is free
+    assert cost(drawn(25)) > cost(drawn(None)) > 0  # far off: missing *and* extra
+    assert cost(blurred) > cost(drawn(22))
+    shifted_l1 = float(torch.nn.functional.l1_loss(drawn(22), teacher))
+    assert shifted_l1 > float(torch.nn.functional.l1_loss(drawn(None), teacher))  # why
+
+
+def test_frequency_split_leaves_fine_detail_to_the_line_term() -> None:
+    target = torch.rand(1, 3, 48, 48) * 2 - 1
+    noisy = target + 0.3 * torch.randn_like(target)
+    sharp, _ = DistillLoss(w_ssim=1.0)(noisy, target)
+    split, parts = DistillLoss(w_ssim=1.0, blur=2.0, w_ink=1.0)(noisy, target)
+    assert "ink" in parts and float(split) < float(sharp)
