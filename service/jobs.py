@@ -98,17 +98,21 @@ class JobStore:
         """Count a new attempt on a job left by an earlier process; None when it is gone."""
         return await self._quietly(job_id, self.db.jobs.begin_attempt(job_id))
 
-    async def update_reply(self, job_id: str, **changes: Any) -> None:
-        """Remember more about where the answer goes (a status message sent meanwhile)."""
-        await self._quietly(job_id, self.db.jobs.update_reply(job_id, **changes))
+    async def update_reply(self, job_id: str, **changes: Any) -> bool | None:
+        """Remember more about where the answer goes (a status message sent meanwhile).
+        False: the job is no longer pending (answered meanwhile, maybe by another process,
+        which did not learn of the change); None: storage did not answer."""
+        return await self._quietly(job_id, self.db.jobs.update_reply(job_id, **changes))
 
     async def defer(self, job_id: str, **reply_changes: Any) -> None:
         """Put off by a shutdown: keep it for the next start (this attempt does not count)."""
         await self._quietly(job_id, self.db.jobs.defer(job_id, **reply_changes))
 
-    async def finish(self, job_id: str) -> None:
-        """Answered: delete the job and the raw ids it holds."""
-        await self._quietly(job_id, self.db.jobs.delete(job_id))
+    async def finish(self, job_id: str) -> dict[str, Any] | None:
+        """Answered: delete the job and the raw ids it holds. Returns where the answer went as
+        the row knew it last (another process may have added a status message to it since
+        this one read it); None when the row was gone or storage did not answer."""
+        return await self._quietly(job_id, self.db.jobs.finish(job_id))
 
     async def expire(self, max_age_s: float = MAX_AGE_S) -> int:
         """Drop jobs nobody finished within `max_age_s`."""

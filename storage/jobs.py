@@ -174,6 +174,18 @@ class JobsRepo:
         async with self._sql.transaction() as tx:
             return await tx.execute("DELETE FROM jobs WHERE id = ?", (job_id,)) > 0
 
+    async def finish(self, job_id: str) -> JSONDict | None:
+        """Delete the job (answered) and return its reply reference as it was at that moment
+        (None: no such job). One statement, so a process adding to the reference meanwhile
+        (`update_reply`: a status message it just posted) either did so before, and it is in
+        what this returns, or finds no row after, and tidies up itself."""
+        async with self._sql.transaction() as tx:
+            reply = await tx.scalar("DELETE FROM jobs WHERE id = ? RETURNING reply", (job_id,))
+        if reply is None:
+            return None
+        merged: JSONDict = json.loads(reply)
+        return merged
+
     async def delete_older_than(self, cutoff_ms: int) -> int:
         """Drop jobs nobody finished in time (their raw ids must not stay forever)."""
         async with self._sql.transaction() as tx:

@@ -89,8 +89,8 @@ class TelegramOutlet:
         self._started = time.perf_counter()
         self._job = job
 
-        async def remember(message_id: int) -> None:
-            await runner.remember(self._job, status_message_id=message_id)
+        async def remember(message_id: int) -> bool:
+            return await runner.remember(self._job, status_message_id=message_id)
 
         self.status = StatusMessage(
             bot,
@@ -173,6 +173,8 @@ class TelegramOutlet:
 
     async def end(self, job: Job) -> None:
         await self.action.stop()
+        # A front end may have posted the queue position after this run read the row.
+        self.status.adopt(job.outlet.get("status_message_id"))
         await self.status.close()
         if self._pressed is not None and (press := job.outlet.get("press")):
             self._pressed.discard(tuple(press))

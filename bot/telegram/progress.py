@@ -10,6 +10,8 @@
 - A job resumed after a restart adopts the message an earlier run left (a status message or
   the "restarting" notice): it is edited as the job moves and deleted with the result, so no
   stale "in the queue" stays behind. `replace()` turns the message into a final notice.
+- With the shared queue, the front end posts the queue position while a worker may already
+  run the job; the durable row decides who deletes that message (`on_sent`, `adopt`).
 """
 
 from __future__ import annotations
@@ -93,16 +95,19 @@ class StatusMessage:
         min_interval_s: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         message_id: int | None = None,
-        on_sent: Callable[[int], Awaitable[None]] | None = None,
+        on_sent: Callable[[int], Awaitable[bool]] | None = None,
     ) -> None:
         """`message_id`: a message an earlier run left, adopted as this one's. `on_sent`: told
-        the id of a message sent (so a durable job can remove it after a crash)."""
+        the id of a message sent, so whoever finishes the job deletes it (after a crash, or
+        in another process); it answers False when the job was answered meanwhile, and then
+        nobody else will: this status message deletes itself at once."""
         self._bot, self._target, self._lang = bot, target, lang
         self._min_interval_s = min_interval_s
         self._clock = clock
         self._on_sent = on_sent
         self._lock = asyncio.Lock()
         self._message_id: int | None = message_id
+        self._others: set[int] = set()  # posted by another process for this request
         self._shown: str | None = None
         self._latest: QueueStatus | None = None
         self._last_edit = -math.inf
@@ -150,15 +155,20 @@ class StatusMessage:
             if text == self._shown:
                 return
             try:
-                await self._show(text)
+                if not await self._show(text):  # the job was answered meanwhile
+                    self._closed = True
+                    await self._delete(self._message_id)
+                    self._message_id = None
             except TelegramError as exc:  # a status line is never worth failing a request
                 if not is_not_modified(exc):
                     log.debug("status message update failed: %s", exc)
             finally:
                 self._last_edit = self._clock()
 
-    async def _show(self, text: str) -> None:
-        """Edit the message (or send it the first time); the caller holds the lock."""
+    async def _show(self, text: str) -> bool:
+        """Edit the message (or send it the first time); the caller holds the lock. False
+        when `on_sent` says the job was answered before it learnt of the new message."""
+        kept = True
         if self._message_id is None:
             sent = await self._bot.send_message(
                 self._target.chat_id,
@@ -168,10 +178,11 @@ class StatusMessage:
             )
             self._message_id = sent.message_id
             if self._on_sent is not None:
-                await self._on_sent(sent.message_id)
+                kept = await self._on_sent(sent.message_id)
         else:
             await self._bot.edit_message_text(text, self._target.chat_id, self._message_id)
         self._shown = text
+        return kept
 
     async def _stop_updates(self) -> None:
         self._closed = True
@@ -200,11 +211,23 @@ class StatusMessage:
                     log.debug("status notice failed: %s", again)
             return self._message_id
 
+    def adopt(self, message_id: int | None) -> None:
+        """A status message of this request that another process posted (the front end's
+        queue position, learnt from the durable row at the end): `close` deletes it too."""
+        if message_id is not None and message_id != self._message_id:
+            self._others.add(int(message_id))
+
     async def close(self) -> None:
-        """No more updates; delete the message if one was sent (waits for a send in flight)."""
+        """No more updates; delete the message if one was sent (waits for a send in flight),
+        and those adopted."""
         await self._stop_updates()
         async with self._lock:
             message_id, self._message_id = self._message_id, None
+        others, self._others = self._others - {message_id}, set()
+        for one in (message_id, *sorted(others)):
+            await self._delete(one)
+
+    async def _delete(self, message_id: int | None) -> None:
         if message_id is not None:
             try:
                 await self._bot.delete_message(self._target.chat_id, message_id)

@@ -59,7 +59,9 @@ class Outlet(Protocol):
         returns what to remember in the job's outlet (e.g. the notice's message id)."""
 
     async def end(self, job: Job) -> None:
-        """The job has its answer (or was put off): tidy up (delete a status message)."""
+        """The job has its answer: tidy up (delete a status message). `job.outlet` is the
+        durable row's last state, which may name a status message another process posted
+        after this outlet was built."""
 
 
 OutletFactory = Callable[["Job"], Outlet]

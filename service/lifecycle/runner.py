@@ -390,9 +390,13 @@ class JobRunner:
 
     async def _finish(self, job: Job, outlet: Outlet) -> None:
         """Answered: the durable row goes first (it must never run again), then the outlet
-        tidies up (a status message), briefly."""
+        tidies up (a status message), briefly. The outlet gets the row's last word on where
+        the answer went: a status message another process (a front end showing the queue
+        position) posted after this run read the row is in it, and goes too."""
         if job.durable:
-            await self.service.jobs.finish(job.request_id)
+            last = await self.service.jobs.finish(job.request_id)
+            if last:
+                job = job.with_outlet(**last)
         try:
             async with asyncio.timeout(NOTICE_S):
                 await outlet.end(job)
@@ -414,10 +418,13 @@ class JobRunner:
         if job.durable:
             await to_the_end(self.service.jobs.defer(job.request_id, **changes))
 
-    async def remember(self, job: Job, **changes: Any) -> None:
-        """Keep more about where the answer goes in the durable row (a status message)."""
-        if job.durable:
-            await self.service.jobs.update_reply(job.request_id, **changes)
+    async def remember(self, job: Job, **changes: Any) -> bool:
+        """Keep more about where the answer goes in the durable row (a status message).
+        False when the job was answered meanwhile (its row is gone, so whoever answered it
+        will not tidy this up: the caller must); True otherwise, storage trouble included."""
+        if not job.durable:
+            return True
+        return await self.service.jobs.update_reply(job.request_id, **changes) is not False
 
     # -- after a restart -------------------------------------------------------------------------
 

@@ -350,26 +350,34 @@ class RunnerExecutor:
         self.runner = runner
 
     async def execute(self, payload: dict[str, Any], run: Run) -> None:
-        job = replace(Job.from_dict(payload), attempts=run.attempt)
-        if job.durable:
-            try:
-                row = await self.runner.service.jobs.get(job.request_id)
-            except Exception:  # storage away: run it as queued (the ledger still guards)
-                log.warning("job %s: durable row unreadable; running as queued", job.request_id)
-            else:
-                if row is None:  # finished by an earlier run (answered): nothing to do
-                    log.info("job %s: already answered", job.request_id)
-                    return
-                # What the front end learnt since (its queue-position message) is in the row.
-                job = job.with_outlet(**row.reply)
+        job = await self._latest(replace(Job.from_dict(payload), attempts=run.attempt))
+        if job is None:
+            return
         token = _current_run.set(run)
         try:
             await self.runner.execute(job)
         finally:
             _current_run.reset(token)
 
+    async def _latest(self, job: Job) -> Job | None:
+        """The job with what its durable row learnt since it was queued (the front end's
+        queue-position message); None when an earlier run answered it already."""
+        if not job.durable:
+            return job
+        try:
+            row = await self.runner.service.jobs.get(job.request_id)
+        except Exception:  # storage away: run it as queued (the ledger still guards)
+            log.warning("job %s: durable row unreadable; running as queued", job.request_id)
+            return job
+        if row is None:  # finished by an earlier run (answered): nothing to do
+            log.info("job %s: already answered", job.request_id)
+            return None
+        return job.with_outlet(**row.reply)
+
     async def give_up(self, payload: dict[str, Any], run: Run) -> None:
-        job = Job.from_dict(payload)
+        job = await self._latest(Job.from_dict(payload))
+        if job is None:
+            return
         token = _current_run.set(run)
         try:
             await self.runner.reject(job, GaveUp())

@@ -4,7 +4,9 @@
 and `depth` read the shared queue's state, `workers` counts the live heartbeats. Redis being
 down never loses an accepted job: its durable row stays in the database, and `redispatch`
 (run by `watch` when Redis comes back or was restarted empty) puts every pending row on the
-queue again; job ids make that idempotent (arq refuses a second job with the same id).
+queue again; job ids make that idempotent (arq refuses a second job with the same id while
+one is queued or running; workers keep no result, which would refuse it for good, and a run
+whose row is already gone does nothing).
 """
 
 from __future__ import annotations

@@ -95,7 +95,9 @@ class QueueWorker:
             max_jobs=self.concurrency,
             poll_delay=self.config.poll_s,
             handle_signals=False,
-            keep_result=3600,
+            # No result kept: a job id stays refused while it is queued or running only, so a
+            # durable row whose run ended without an answer can be queued again (redispatch).
+            keep_result=0,
             job_serializer=dumps,
             job_deserializer=loads,
         )

@@ -183,13 +183,6 @@ async def inflight(session: aiohttp.ClientSession, port: int) -> float:
     return 0.0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known bug (issue 12 open): since the clip/postgres merges some 'in the queue' "
-        "status messages are not deleted within 30 s after every photo was answered once"
-    ),
-)
 async def test_telegram_photos_through_front_end_and_workers_with_a_sigkill(
     redis_server: RedisProcess, tmp_path: Path, telegram_standin: TelegramStandIn
 ) -> None:

@@ -218,13 +218,6 @@ async def test_two_workers_answer_every_photo_once_and_survive_a_sigkill(
             assert await dispatcher.depth() == 0
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "flaky (issue 12 open): fails about 1 run in 10 with 'workers idle not within 30 "
-        "s' after all 30 photos were answered"
-    ),
-)
 async def test_redis_restarted_empty_mid_burst_loses_nothing(
     telegram_standin: TelegramStandIn, redis_server: RedisProcess, tmp_path: Path
 ) -> None:

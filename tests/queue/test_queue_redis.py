@@ -18,6 +18,7 @@ from service.queue import (
 )
 from service.queue.results import WebResult
 from service.queue.worker import Run
+from tests.queue.redis_server import RedisProcess
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,6 +138,38 @@ async def test_a_killed_runs_lease_expires_and_another_run_delivers(
     async with ledger.once("r3", "run-b") as go:
         assert go
     assert await ledger.delivered("r3")
+
+
+async def test_a_short_redis_outage_does_not_cost_the_answer(
+    queue_config: QueueConfig, dispatcher: RedisDispatcher, redis_process: RedisProcess
+) -> None:
+    """Redis restarted (empty) just as a run is about to deliver: the ledger waits for it, and
+    the reply goes out and is marked, instead of the run failing with nobody answered."""
+    ledger = DeliveryLedger(dispatcher.redis, queue_config, lease_s=5)
+    met_the_outage = asyncio.Event()
+    claim = ledger._claim
+
+    async def observed(**kwargs: Any) -> Any:
+        try:
+            return await claim(**kwargs)
+        except Exception:
+            met_the_outage.set()
+            raise
+
+    ledger._claim = observed  # type: ignore[assignment]
+
+    async def deliver() -> bool:
+        async with ledger.once("r4", "run-a") as go:
+            return go
+
+    redis_process.kill()
+    run = asyncio.create_task(deliver())
+    async with asyncio.timeout(10):
+        await met_the_outage.wait()
+    await asyncio.to_thread(redis_process.start)  # the same port, nothing in it
+    async with asyncio.timeout(20):
+        assert await run is True
+    assert await ledger.delivered("r4")
 
 
 async def test_web_result_reaches_the_waiting_front_end(

@@ -35,12 +35,17 @@ class StandinExecutor:
     async def execute(self, payload: dict[str, Any], run: Run) -> None:
         job_id = payload["request_id"]
         print("start", job_id, run.attempt, flush=True)
+        try:
+            await self._execute(payload, run, job_id)
+        finally:  # the run is over, answered or not (a failure is the queue's to retry)
+            print("end", job_id, flush=True)
+
+    async def _execute(self, payload: dict[str, Any], run: Run, job_id: str) -> None:
         self.started += 1
         if self.started == self.stall_at:  # a job that never ends: the parent kills us in it
             print("stalled", job_id, flush=True)
             await asyncio.Event().wait()
         if await self.db.jobs.get(job_id) is None:  # finished by an earlier run
-            print("end", job_id, flush=True)
             return
         file = await self.bot.get_file(payload["source"]["telegram_file_id"])
         data = bytes(await file.download_as_bytearray())
@@ -53,7 +58,6 @@ class StandinExecutor:
                     reply_to_message_id=payload["reply"]["reply_to"],
                 )
         await self.db.jobs.delete(job_id)
-        print("end", job_id, flush=True)
 
     async def give_up(self, payload: dict[str, Any], run: Run) -> None:
         await self.bot.send_message(payload["reply"]["chat_id"], "gave up")

@@ -55,6 +55,17 @@ async def test_reply_updates_attempts_and_deferral(db: Database) -> None:
     assert stored.reply == {"reply_to": 7, "status_message_id": 43, "nested": {"a": 1}}
 
 
+async def test_finish_returns_the_reply_as_it_was_last(db: Database) -> None:
+    """A worker finishing a job learns of a status message another process added after it
+    read the row; a process adding one after the finish learns it must tidy up itself."""
+    await db.jobs.add(job(db, "r1", 11))
+    assert await db.jobs.update_reply("r1", status_message_id=42)
+    assert await db.jobs.finish("r1") == {"reply_to": 7, "status_message_id": 42}
+    assert not await db.jobs.update_reply("r1", status_message_id=43)
+    assert await db.jobs.finish("r1") is None
+    assert await db.jobs.get("r1") is None
+
+
 async def test_finished_and_forgotten_jobs_leave_no_raw_ids(db: Database) -> None:
     await db.jobs.add(job(db, "r1", 987654321))
     await db.jobs.add(job(db, "r2", 987654321))
