@@ -162,7 +162,11 @@ class QueueWorker:
             self.completed += 1
             if not self.running:
                 self._idle.set()
-            await self._after(job_id, payload, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
+            # arq's own per-job lines stay off (they carry the arguments); this one says only
+            # which worker ran which request, so an operator can follow a job across machines.
+            log.info("job %s: run %d finished in %.0f ms", job_id, attempt, seconds * 1000)
+            await self._after(job_id, payload, seconds)
 
     async def _after(self, job_id: str, payload: dict[str, Any], seconds: float) -> None:
         """The person's next held job may go now; fold this job's time into the ETA."""
