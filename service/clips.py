@@ -219,31 +219,30 @@ class ClipService:
                 total_ms=(time.perf_counter() - started) * 1000,
                 request_id=req.request_id,
             )
-        quota = svc.settings.daily_quota
-        if not req.is_admin and quota > 0:
-            used = await svc.db.quota.count(user_hash, today_utc())
-            if used + cost > quota:
-                raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
-        t0 = time.perf_counter()
-        encoded, flicker, waited_ms = await self._run(req, user_hash, clip, style, faces)
-        compute_ms = (time.perf_counter() - t0) * 1000 - waited_ms
-        meta = {
-            "ext": encoded.ext,
-            "width": encoded.width,
-            "height": encoded.height,
-            "frames": encoded.frames,
-            "fps": encoded.fps,
-            "seconds": encoded.seconds,
-            "has_audio": encoded.has_audio,
-            "notes": list(clip.notes),
-            "flicker": flicker,
-            "style": style,
-        }
-        await svc.db.cache.put(
-            key, encoded.data, kind="result", mime=encoded.mime, owner_hash=user_hash, meta=meta
-        )
-        if not req.is_admin:
-            await svc.db.quota.increment(user_hash, today_utc(), cost)
+        day = await self._take_quota(req, user_hash, cost)
+        try:
+            t0 = time.perf_counter()
+            encoded, flicker, waited_ms = await self._run(req, user_hash, clip, style, faces)
+            compute_ms = (time.perf_counter() - t0) * 1000 - waited_ms
+            meta = {
+                "ext": encoded.ext,
+                "width": encoded.width,
+                "height": encoded.height,
+                "frames": encoded.frames,
+                "fps": encoded.fps,
+                "seconds": encoded.seconds,
+                "has_audio": encoded.has_audio,
+                "notes": list(clip.notes),
+                "flicker": flicker,
+                "style": style,
+            }
+            await svc.db.cache.put(
+                key, encoded.data, kind="result", mime=encoded.mime, owner_hash=user_hash, meta=meta
+            )
+        except BaseException:  # failed or cancelled: the clip cost nothing
+            if day is not None:
+                await asyncio.shield(self._give_back_quota(user_hash, day, cost))
+            raise
         row.update(output_bytes=len(encoded.data), queue_wait_ms=waited_ms, compute_ms=compute_ms)
         return ClipReply(
             data=encoded.data,
@@ -272,6 +271,24 @@ class ClipService:
         every frame is decoded and quantized."""
         found: bytes | None = await self.engine.run_job(lambda _map: to_gif(reply.data, max_bytes))
         return found
+
+    async def _take_quota(self, req: ClipRequest, user_hash: str, cost: int) -> str | None:
+        """Take the clip's whole cost from the daily quota before computing, in one atomic
+        statement (clips racing on several workers for the last units cannot both get them).
+        The day taken on, None when no quota applies; QuotaExceeded when it does not fit."""
+        quota = self.service.settings.daily_quota
+        if req.is_admin or quota <= 0:
+            return None
+        day = today_utc()
+        if await self.service.db.quota.try_take(user_hash, day, quota, cost) is None:
+            raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
+        return day
+
+    async def _give_back_quota(self, user_hash: str, day: str, cost: int) -> None:
+        try:
+            await self.service.db.quota.give_back(user_hash, day, cost)
+        except Exception:  # the request's own outcome matters more than the counter
+            log.exception("could not give back a clip's quota units")
 
     def _key(self, req: ClipRequest, style: str, faces: bool) -> str:
         version = self.engine.model_version(style, faces)
