@@ -29,8 +29,8 @@ from core.clipstyle import ClipStylizer
 from core.errors import AnimeBotError
 from core.tiling import MapFn
 from core.video import ClipJob, ClipLimits, ClipPlan, EncodedClip, plan, to_gif
-from service.convert import ConversionService, seconds_to_utc_midnight, today_utc
-from service.errors import QuotaExceeded, RateLimited, Refusal, ShuttingDown
+from service.convert import ConversionService
+from service.errors import Refusal, ShuttingDown
 from service.fairqueue import RESTART_RETRY_S
 from storage import UsageRecord
 
@@ -183,21 +183,14 @@ class ClipService:
         style = svc.style_for(req.style or prefs.style)
         faces = req.faces if req.faces is not None else (prefs.faces is not False)
         row.update(style=style, faces=faces, side_by_side=False)
-        if not req.is_admin:
-            wait = await svc.db.rates.try_acquire(
-                user_hash, svc.settings.rate_burst, svc.settings.rate_per_minute
-            )
-            if wait > 0:
-                raise RateLimited("too many requests", retry_after_s=wait)
+        await svc.admission.enter(user_hash, req.is_admin)
         clip: ClipPlan = await self.engine.run_light(plan, req.data, self.limits)
         row.update(input_w=clip.info.width, input_h=clip.info.height)
         key = await asyncio.to_thread(self._key, req, style, faces)
         hit = await svc.db.cache.get(key)
         cost = clip_cost(clip, svc.settings.limits.clip_photo_pixels)
         if hit is not None:
-            if not req.is_admin:
-                await svc.db.rates.refund(user_hash, svc.settings.rate_burst)
-            row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
+            await svc.admission.cache_hit(req.platform, user_hash, req.is_admin, row, hit.size)
             meta = hit.meta
             return ClipReply(
                 data=hit.data,
@@ -219,7 +212,7 @@ class ClipService:
                 total_ms=(time.perf_counter() - started) * 1000,
                 request_id=req.request_id,
             )
-        day = await self._take_quota(req, user_hash, cost)
+        day = await svc.admission.take(user_hash, req.is_admin, cost)
         try:
             t0 = time.perf_counter()
             encoded, flicker, waited_ms = await self._run(req, user_hash, clip, style, faces)
@@ -240,8 +233,7 @@ class ClipService:
                 key, encoded.data, kind="result", mime=encoded.mime, owner_hash=user_hash, meta=meta
             )
         except BaseException:  # failed or cancelled: the clip cost nothing
-            if day is not None:
-                await asyncio.shield(self._give_back_quota(user_hash, day, cost))
+            await asyncio.shield(svc.admission.give_back(user_hash, day, cost))
             raise
         row.update(output_bytes=len(encoded.data), queue_wait_ms=waited_ms, compute_ms=compute_ms)
         return ClipReply(
@@ -271,24 +263,6 @@ class ClipService:
         every frame is decoded and quantized."""
         found: bytes | None = await self.engine.run_job(lambda _map: to_gif(reply.data, max_bytes))
         return found
-
-    async def _take_quota(self, req: ClipRequest, user_hash: str, cost: int) -> str | None:
-        """Take the clip's whole cost from the daily quota before computing, in one atomic
-        statement (clips racing on several workers for the last units cannot both get them).
-        The day taken on, None when no quota applies; QuotaExceeded when it does not fit."""
-        quota = self.service.settings.daily_quota
-        if req.is_admin or quota <= 0:
-            return None
-        day = today_utc()
-        if await self.service.db.quota.try_take(user_hash, day, quota, cost) is None:
-            raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
-        return day
-
-    async def _give_back_quota(self, user_hash: str, day: str, cost: int) -> None:
-        try:
-            await self.service.db.quota.give_back(user_hash, day, cost)
-        except Exception:  # the request's own outcome matters more than the counter
-            log.exception("could not give back a clip's quota units")
 
     def _key(self, req: ClipRequest, style: str, faces: bool) -> str:
         version = self.engine.model_version(style, faces)

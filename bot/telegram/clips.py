@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from telegram import Bot, Message, Update
 from telegram.constants import ChatType
@@ -195,6 +196,46 @@ async def _convert(
     )
 
 
+AnswerKind = Literal["video_note", "animation", "video"]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """How one kind of answer is sent: the Bot method and its arguments beyond the shared
+    ones (chat, file, duration, reply, file name)."""
+
+    method: str
+    extra: Callable[[ClipReply, str], dict[str, Any]]  # (reply, caption) -> arguments
+
+
+_ANSWERS: dict[AnswerKind, _Answer] = {
+    "video_note": _Answer("send_video_note", lambda r, _caption: {"length": r.width}),
+    "animation": _Answer(
+        "send_animation",
+        lambda r, caption: {"width": r.width, "height": r.height, "caption": caption},
+    ),
+    "video": _Answer(
+        "send_video",
+        lambda r, caption: {
+            "width": r.width,
+            "height": r.height,
+            "caption": caption,
+            "supports_streaming": True,
+        },
+    ),
+}
+
+
+def answer_kind(clip: ClipMedia, reply: ClipReply) -> AnswerKind:
+    """A round video note for a (square) video note, an animation for animations, stickers
+    and soundless clips, a video otherwise."""
+    if clip.kind == "video_note" and reply.width == reply.height:
+        return "video_note"
+    if clip.kind in ("animation", "sticker") or not reply.has_audio:
+        return "animation"
+    return "video"
+
+
 async def _send(
     d: Deps, bot: Bot, target: Target, clip: ClipMedia, reply: ClipReply, lang: str
 ) -> Message:
@@ -206,45 +247,16 @@ async def _send(
         fps=reply.fps,
     )
     caption = " ".join([style_label(reply.style, lang), *notes])
-    duration = max(1, round(reply.seconds))
-    name = f"anime_{reply.style}.mp4"
-    if clip.kind == "video_note" and reply.width == reply.height:
-        return await d.delivery.call(
-            target,
-            lambda: bot.send_video_note(
-                target.chat_id,
-                reply.data,
-                duration=duration,
-                length=reply.width,
-                reply_parameters=target.reply_parameters,
-                filename=name,
-            ),
-        )
-    if clip.kind in ("animation", "sticker") or not reply.has_audio:
-        return await d.delivery.call(
-            target,
-            lambda: bot.send_animation(
-                target.chat_id,
-                reply.data,
-                duration=duration,
-                width=reply.width,
-                height=reply.height,
-                caption=caption,
-                reply_parameters=target.reply_parameters,
-                filename=name,
-            ),
-        )
+    how = _ANSWERS[answer_kind(clip, reply)]
+    send: Callable[..., Awaitable[Message]] = getattr(bot, how.method)
     return await d.delivery.call(
         target,
-        lambda: bot.send_video(
+        lambda: send(
             target.chat_id,
             reply.data,
-            duration=duration,
-            width=reply.width,
-            height=reply.height,
-            caption=caption,
-            supports_streaming=True,
+            duration=max(1, round(reply.seconds)),
             reply_parameters=target.reply_parameters,
-            filename=name,
+            filename=f"anime_{reply.style}.{reply.ext}",
+            **how.extra(reply, caption),
         ),
     )

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from service.admission import today_utc
 from service.clips import ClipRequest
-from service.convert import ConversionRequest, today_utc
+from service.convert import ConversionRequest
 from service.errors import InternalError, QuotaExceeded, RateLimited
 from service.runtime import Runtime
 from tests.clipgen import make_mp4
