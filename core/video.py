@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import av
 import numpy as np
@@ -698,6 +698,82 @@ def to_gif(mp4: bytes, max_bytes: int = 0) -> bytes | None:
                 out.mux(packet)
         data = path.read_bytes()
     return None if max_bytes and len(data) > max_bytes else data
+
+
+# Telegram video stickers (https://core.telegram.org/stickers#video-requirements): WebM VP9,
+# one side exactly 512 px (the other at most 512), at most 3 s and 30 fps, no audio, 256 KB.
+STICKER_ENCODER: Final = "libvpx-vp9"
+STICKER_SIDE = 512
+STICKER_SECONDS = 3.0
+STICKER_FPS = 30.0
+STICKER_BYTES = 256 * 1024
+
+
+def can_make_stickers() -> bool:
+    """Whether this PyAV wheel's FFmpeg has the VP9 encoder video stickers need."""
+    return STICKER_ENCODER in av.codecs_available
+
+
+def sticker_size(width: int, height: int, side: int = STICKER_SIDE) -> tuple[int, int]:
+    """The longer side exactly `side` (scaled up or down), the other in proportion (even)."""
+    if width >= height:
+        return side, min(side, max(2, round(height * side / width / 2) * 2))
+    return min(side, max(2, round(width * side / height / 2) * 2)), side
+
+
+def to_sticker(mp4: bytes, max_bytes: int = STICKER_BYTES, tries: int = 4) -> EncodedClip:
+    """An MP4 made here (already cut to the sticker's duration and rate) again as a Telegram
+    video sticker: WebM VP9, no audio, the longer side 512 px, the bit rate chosen to fit
+    `max_bytes` (encoded again at a lower rate, at most `tries` times, when it does not)."""
+    with _open_av(mp4) as source:
+        video = source.streams.video[0]
+        rate = video.average_rate or Fraction(25)
+        frames = sum(1 for _ in source.demux(video) if _.size)
+    seconds = max(frames / float(rate), 1 / float(rate))
+    kbps = max(50, int(max_bytes * 8 * 0.85 / seconds / 1000))
+    for _ in range(tries):
+        clip = _sticker_pass(mp4, kbps)
+        if len(clip.data) <= max_bytes:
+            return clip
+        kbps = max(20, int(kbps * max_bytes / len(clip.data) * 0.85))
+    raise ImageTooLarge("sticker does not fit", limit=max_bytes)
+
+
+def _sticker_pass(mp4: bytes, kbps: int) -> EncodedClip:
+    with tempfile.TemporaryDirectory(prefix="animebot-sticker-") as folder:
+        path = Path(folder) / "out.webm"
+        with (
+            _open_av(mp4) as source,
+            av.open(
+                str(path), mode="w", format="webm", container_options={"fflags": "+bitexact"}
+            ) as out,
+        ):
+            out.metadata.clear()
+            video = source.streams.video[0]
+            rate = video.average_rate or Fraction(25)
+            width, height = sticker_size(video.codec_context.width, video.codec_context.height)
+            stream = out.add_stream(STICKER_ENCODER, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.bit_rate = kbps * 1000
+            stream.options = {
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "maxrate": f"{kbps}k",
+                "bufsize": f"{kbps}k",
+                "auto-alt-ref": "0",
+            }
+            count = 0
+            for frame in source.decode(video):
+                scaled = frame.reformat(width=width, height=height, format="yuv420p")
+                scaled.pts, scaled.time_base = count, 1 / rate
+                for packet in stream.encode(scaled):
+                    out.mux(packet)
+                count += 1
+            for packet in stream.encode(None):
+                out.mux(packet)
+        data = path.read_bytes()
+    fps = float(rate)
+    return EncodedClip(data, "video/webm", "webm", width, height, count, fps, count / fps, False)
 
 
 def _argb(palette: Image.Image) -> npt.NDArray[np.uint8]:

@@ -21,14 +21,26 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from core.clipstyle import ClipStylizer
 from core.errors import AnimeBotError
 from core.tiling import MapFn
-from core.video import ClipJob, ClipLimits, ClipPlan, EncodedClip, plan, to_gif
+from core.video import (
+    STICKER_FPS,
+    STICKER_SECONDS,
+    STICKER_SIDE,
+    ClipJob,
+    ClipLimits,
+    ClipPlan,
+    EncodedClip,
+    can_make_stickers,
+    plan,
+    to_gif,
+    to_sticker,
+)
 from service.convert import ConversionService
 from service.errors import Refusal, ShuttingDown
 from service.fairqueue import RESTART_RETRY_S
@@ -52,6 +64,8 @@ class ClipRequest:
     faces: bool | None = None
     max_output_bytes: int = 0  # the platform's upload limit (0: none); the bit rate fits it
     is_admin: bool = False
+    # A Telegram video sticker: WebM VP9, 512 px, at most 3 s (longer ones cut, with the note)
+    sticker: bool = False
     on_frames: FramesCallback | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -117,6 +131,12 @@ class ClipService:
     def max_upload_bytes(self) -> int:
         """The largest clip a person may send (ANIMEBOT_CLIP_MAX_MB)."""
         return self.service.settings.limits.clip_max_bytes
+
+    @property
+    def makes_stickers(self) -> bool:
+        """Whether Telegram video stickers can be answered as stickers (this PyAV has VP9);
+        otherwise they are answered as animations."""
+        return can_make_stickers()
 
     def is_admin(self, platform: str, user_id: str | int) -> bool:
         return self.service.is_admin(platform, user_id)
@@ -184,7 +204,7 @@ class ClipService:
         faces = req.faces if req.faces is not None else (prefs.faces is not False)
         row.update(style=style, faces=faces, side_by_side=False)
         await svc.admission.enter(user_hash, req.is_admin)
-        clip: ClipPlan = await self.engine.run_light(plan, req.data, self.limits)
+        clip: ClipPlan = await self.engine.run_light(plan, req.data, self.limits_for(req))
         row.update(input_w=clip.info.width, input_h=clip.info.height)
         key = await asyncio.to_thread(self._key, req, style, faces)
         hit = await svc.db.cache.get(key)
@@ -264,13 +284,25 @@ class ClipService:
         found: bytes | None = await self.engine.run_job(lambda _map: to_gif(reply.data, max_bytes))
         return found
 
+    def limits_for(self, req: ClipRequest) -> ClipLimits:
+        """The settings' limits, narrowed to a video sticker's where one is asked for."""
+        lim = self.limits
+        if not req.sticker:
+            return lim
+        return replace(
+            lim,
+            max_seconds=min(lim.max_seconds, STICKER_SECONDS),
+            max_side=min(lim.max_side, STICKER_SIDE),
+            max_fps=min(lim.max_fps, STICKER_FPS),
+        )
+
     def _key(self, req: ClipRequest, style: str, faces: bool) -> str:
         version = self.engine.model_version(style, faces)
-        lim = self.limits
+        lim = self.limits_for(req)
         raw = (
             f"clip|{CLIP_PIPELINE}|{hashlib.sha256(req.data).hexdigest()}|{version}|"
             f"s={lim.max_seconds}|f={lim.max_frames}|side={lim.max_side}|fps={lim.max_fps}|"
-            f"out={req.max_output_bytes}"
+            f"out={req.max_output_bytes}|sticker={req.sticker}"
         )
         return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -300,6 +332,9 @@ class ClipService:
                 if req.on_frames is not None:
                     await _report(req.on_frames, job.done, job.total)
             encoded: EncodedClip = await self.engine.run_light(job.finish)
+            if req.sticker:  # encoded again as WebM VP9 at a rate that fits 256 KB
+                mp4 = encoded.data
+                encoded = await self.engine.run_job(lambda _map: to_sticker(mp4))
         except BaseException:
             job.cancel()
             raise

@@ -232,3 +232,26 @@ def test_a_clip_as_a_gif_loops_with_one_palette(tmp_path: Path, photo: Path) -> 
         first = np.asarray(im.convert("RGB"))
     assert np.mean(np.abs(first.astype(int) - decode_rgb(mp4)[0].astype(int))) < 6
     assert to_gif(mp4, max_bytes=len(gif) // 2) is None  # does not fit: the caller keeps the MP4
+
+
+def test_sticker_sizes_put_the_longer_side_at_exactly_512() -> None:
+    from core.video import sticker_size
+
+    assert sticker_size(256, 192) == (512, 384)  # scaled up
+    assert sticker_size(720, 1280) == (288, 512)  # scaled down, portrait
+    assert sticker_size(300, 300) == (512, 512)
+
+
+def test_a_sticker_is_encoded_again_at_a_lower_rate_until_it_fits(
+    tmp_path: Path, photo: Path
+) -> None:
+    from core.video import can_make_stickers, to_sticker
+
+    if not can_make_stickers():
+        pytest.skip("this PyAV build has no VP9 encoder")
+    mp4 = make_mp4(tmp_path / "c.mp4", photo, seconds=2, fps=15, width=320, height=240)
+    small = to_sticker(mp4.read_bytes(), max_bytes=30_000)
+    assert len(small.data) <= 30_000
+    info = probe_output(small.data)
+    assert (info["codec"], info["width"], info["height"], info["frames"]) == ("vp9", 512, 384, 30)
+    assert info["audio"] is None and set(info["metadata"]) <= {"encoder"}  # no version, no tags

@@ -1,13 +1,15 @@
 """Clips in Telegram: animations (Telegram's GIFs are soundless MP4s), videos, round video
 notes, video stickers (WebM) and videos sent as files. Each is converted whole through
 the service's clip entry point (`runtime.clips`, which keeps the request's one usage row) and
-answered in kind: an animation for animations and stickers, a round video
-note for a video note, a video (with its sound) otherwise. A status message shows the
+answered in kind: an animation for animations, a video sticker (WebM VP9, 512 px, at most
+3 s) for a video sticker, a round video note for a video note, a video (with its sound)
+otherwise. A status message shows the
 percentage of frames done. Not durable: a clip interrupted by a restart is not resumed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -15,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from telegram import Bot, Message, Update
+from telegram import Bot, InputFile, Message, Update
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import filters
@@ -189,6 +191,7 @@ async def _convert(
             chat_id=message.chat_id,
             style=style_in_text(message.caption, d.service.styles()),
             max_output_bytes=TELEGRAM_UPLOAD_LIMIT,
+            sticker=clip.kind == "sticker" and clips.makes_stickers,
             is_admin=clips.is_admin(PLATFORM, target.user_id),
             on_frames=status.frames,
             request_id=target.request_id,
@@ -196,39 +199,51 @@ async def _convert(
     )
 
 
-AnswerKind = Literal["video_note", "animation", "video"]
+AnswerKind = Literal["video_note", "animation", "video", "sticker"]
+
+
+def _shared(r: ClipReply) -> dict[str, Any]:
+    return {"duration": max(1, round(r.seconds)), "filename": f"anime_{r.style}.{r.ext}"}
 
 
 @dataclass(frozen=True)
 class _Answer:
-    """How one kind of answer is sent: the Bot method and its arguments beyond the shared
-    ones (chat, file, duration, reply, file name)."""
+    """How one kind of answer is sent: the Bot method, and its arguments beyond the chat, the
+    file and the reply (from the reply and its caption)."""
 
     method: str
-    extra: Callable[[ClipReply, str], dict[str, Any]]  # (reply, caption) -> arguments
+    args: Callable[[ClipReply, str], dict[str, Any]]
+    captioned: bool = True  # False: the notes go in a message of their own
 
 
 _ANSWERS: dict[AnswerKind, _Answer] = {
-    "video_note": _Answer("send_video_note", lambda r, _caption: {"length": r.width}),
+    "video_note": _Answer(
+        "send_video_note", lambda r, _c: {**_shared(r), "length": r.width}, captioned=False
+    ),
     "animation": _Answer(
         "send_animation",
-        lambda r, caption: {"width": r.width, "height": r.height, "caption": caption},
+        lambda r, c: {**_shared(r), "width": r.width, "height": r.height, "caption": c},
     ),
     "video": _Answer(
         "send_video",
-        lambda r, caption: {
+        lambda r, c: {
+            **_shared(r),
             "width": r.width,
             "height": r.height,
-            "caption": caption,
+            "caption": c,
             "supports_streaming": True,
         },
     ),
+    "sticker": _Answer("send_sticker", lambda _r, _c: {}, captioned=False),
 }
 
 
 def answer_kind(clip: ClipMedia, reply: ClipReply) -> AnswerKind:
-    """A round video note for a (square) video note, an animation for animations, stickers
-    and soundless clips, a video otherwise."""
+    """A video sticker for a video sticker (when the service could make WebM), a round video
+    note for a (square) video note, an animation for animations and soundless clips, a video
+    otherwise."""
+    if reply.ext == "webm":
+        return "sticker"
     if clip.kind == "video_note" and reply.width == reply.height:
         return "video_note"
     if clip.kind in ("animation", "sticker") or not reply.has_audio:
@@ -249,14 +264,19 @@ async def _send(
     caption = " ".join([style_label(reply.style, lang), *notes])
     how = _ANSWERS[answer_kind(clip, reply)]
     send: Callable[..., Awaitable[Message]] = getattr(bot, how.method)
-    return await d.delivery.call(
+    media: Any = reply.data
+    if how.method == "send_sticker":  # no filename argument: the name says it is WebM
+        media = InputFile(reply.data, filename=f"anime_{reply.style}.{reply.ext}")
+    sent = await d.delivery.call(
         target,
         lambda: send(
             target.chat_id,
-            reply.data,
-            duration=max(1, round(reply.seconds)),
+            media,
             reply_parameters=target.reply_parameters,
-            filename=f"anime_{reply.style}.{reply.ext}",
-            **how.extra(reply, caption),
+            **how.args(reply, caption),
         ),
     )
+    if not how.captioned and notes:  # a sticker or video note carries no caption
+        with contextlib.suppress(Undeliverable):  # the clip itself arrived
+            await d.delivery.text(bot, target, " ".join(notes))
+    return sent

@@ -71,14 +71,27 @@ async def test_a_video_note_comes_back_round(bot: Harness, tmp_path: Path, photo
     assert reply.params["length"] == 240
 
 
-async def test_a_video_sticker_is_animated(bot: Harness, tmp_path: Path, photo: Path) -> None:
+async def test_a_video_sticker_comes_back_as_a_video_sticker(
+    bot: Harness, tmp_path: Path, photo: Path
+) -> None:
+    """WebM VP9 as Telegram requires: the longer side exactly 512 px (scaled up from 256x192),
+    at most 3 s (a 4 s sticker is cut, and the note says so in a message of its own), no
+    audio, at most 256 KB (the stand-in refuses a sticker that breaks any of these)."""
     api = bot.api
     webm = make_mp4(
-        tmp_path / "s.webm", photo, seconds=1, fps=10, width=256, height=256, container="webm"
+        tmp_path / "s.webm", photo, seconds=4, fps=10, width=256, height=192, container="webm"
     )
     sent = await api.send_sticker(ALICE, private_chat(ALICE), webm.read_bytes(), is_video=True)
-    (reply,) = await api.wait_for("sendAnimation", replies_to(sent))
-    assert probe_output(reply.files["animation"])["frames"] == 10
+    (reply,) = await api.wait_for("sendSticker", replies_to(sent))
+    sticker = reply.result["sticker"]
+    assert sticker["is_video"] and (sticker["width"], sticker["height"]) == (512, 384)
+    data = reply.files["sticker"]
+    assert len(data) <= 256 * 1024
+    info = probe_output(data)
+    assert (info["codec"], info["audio"], info["frames"]) == ("vp9", None, 30)
+    quoted = replies_to(sent)
+    notes = await api.wait_for("sendMessage", lambda c: quoted(c) and "first" in c.params["text"])
+    assert "first 3 s" in notes[0].params["text"]  # the cut note names the seconds kept
 
 
 async def test_a_damaged_video_gets_a_translated_answer(
