@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from telegram import Bot, InputFile, Message, Update
+from telegram import Bot, InputFile, Message, Update, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import filters
@@ -133,21 +133,36 @@ async def on_clip(update: Update, context: Context) -> None:
     if clip is None:
         return
     d = deps(context)
-    lang = await d.language(user)
     target = Target(message.chat_id, user.id, reply_to=message.message_id)
+    style = style_in_text(message.caption, d.service.styles())
+    await answer_clip(d, context, user, message, clip, style, target)
+
+
+async def answer_clip(
+    d: Deps,
+    context: Context,
+    user: User,
+    source: Message,
+    clip: ClipMedia,
+    style: str | None,
+    target: Target,
+) -> None:
+    """Convert the clip in `source` and answer in kind (also for `/anime` in reply to it):
+    refusals and failures get a translated message and a recorded row, never a traceback."""
+    lang = await d.language(user)
     clips = d.runtime.clips
     limit = min(TELEGRAM_DOWNLOAD_LIMIT, clips.max_upload_bytes)
     if clip.file_size is not None and clip.file_size > limit:
         exc = ImageTooLarge("clip too large to download", limit=limit)
         await clips.refuse(
-            PLATFORM, user.id, exc, chat_id=message.chat_id, request_id=target.request_id
+            PLATFORM, user.id, exc, chat_id=source.chat_id, request_id=target.request_id
         )
         await answer(d, context, target, error_message(exc, lang))
         return
     status = ClipStatus(context.bot, target, lang, d.options.status_interval_s)
     await status.start()
     try:
-        reply = await _convert(d, context, clip, message, target, status)
+        reply = await _convert(d, context, clip, source, style, target, status)
     except AnimeBotError as exc:
         await status.close()
         await answer(d, context, target, error_message(exc, lang))
@@ -158,7 +173,7 @@ async def on_clip(update: Update, context: Context) -> None:
             PLATFORM,
             user.id,
             "download_failed",
-            chat_id=message.chat_id,
+            chat_id=source.chat_id,
             request_id=target.request_id,
         )
         await status.close()
@@ -177,6 +192,7 @@ async def _convert(
     context: Context,
     clip: ClipMedia,
     message: Message,
+    style: str | None,
     target: Target,
     status: ClipStatus,
 ) -> ClipReply:
@@ -189,7 +205,7 @@ async def _convert(
             target.user_id,
             data,
             chat_id=message.chat_id,
-            style=style_in_text(message.caption, d.service.styles()),
+            style=style,
             max_output_bytes=TELEGRAM_UPLOAD_LIMIT,
             sticker=clip.kind == "sticker" and clips.makes_stickers,
             is_admin=clips.is_admin(PLATFORM, target.user_id),

@@ -11,7 +11,7 @@ import pytest
 from core.errors import ImageTooLarge
 from i18n import error_message, t
 from tests.clipgen import make_mp4, probe_output
-from tests.standins.telegram_api import private_chat
+from tests.standins.telegram_api import group_chat, private_chat
 from tests.telegram.helpers import ALICE, BORIS, Harness, StartBot, matches, replies_to
 
 
@@ -58,6 +58,26 @@ async def test_an_animation_comes_back_as_an_animation(bot: Harness, photo: Path
     assert reply.ok, reply.description
     info = probe_output(reply.files["animation"])
     assert (info["frames"], info["audio"]) == (10, None)
+
+
+async def test_reply_anime_to_an_earlier_clip_converts_the_clip(bot: Harness, photo: Path) -> None:
+    """`/anime shinkai` as a reply to a clip in a group (not addressed to the bot, so not
+    converted when sent) converts it in that style, answered under the clip, as a photo's is."""
+    api = bot.api
+    group = group_chat(-5002, "Clips")
+    mp4 = make_mp4(
+        Path(bot.runtime.settings.data_dir) / "r.mp4", photo, seconds=1, fps=8, audio=True
+    ).read_bytes()
+    clip = await api.send_video(ALICE, group, mp4)
+    since = api.mark()
+    await api.send_text(BORIS, group, "/anime shinkai", reply_to=clip)
+    (reply,) = await api.wait_for("sendVideo", replies_to(clip), since=since, timeout=60)
+    assert reply.params["caption"].startswith(t("style.shinkai", "ru"))  # Boris reads Russian
+    info = probe_output(reply.files["video"])
+    assert (info["frames"], info["audio"]) == (8, "aac")
+    (row,) = await bot.rows_of(BORIS)
+    assert (row["status"], row["style"]) == ("ok", "shinkai")
+    assert await bot.rows_of(ALICE) == []
 
 
 async def test_a_video_note_comes_back_round(bot: Harness, tmp_path: Path, photo: Path) -> None:
