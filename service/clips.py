@@ -49,7 +49,7 @@ from storage import UsageRecord
 log = logging.getLogger("animebot.clips")
 
 # Bump when the clip pipeline changes what it produces for the same input (cache keys use it).
-CLIP_PIPELINE = "c1"
+CLIP_PIPELINE = "c2"
 
 FramesCallback = Callable[[int, int], Awaitable[None]]  # (frames done, frames in all)
 
