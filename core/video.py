@@ -540,11 +540,19 @@ def per_frame(convert: FrameFn) -> BatchFn:
     return lambda frames: [convert(rgb) for rgb in frames]
 
 
+# One encoder thread for every clip of the process: its tasks run in the order submitted, so
+# each clip's frames and audio stay in order, and its heap is reused clip after clip (a thread
+# per clip left each one's freed x264 buffers in a heap of its own: +70 MB peak in
+# bench/video.py). Encoding takes a fifth of a frame's inference, so one keeps up with several
+# clips at once.
+_ENCODER = ThreadPoolExecutor(1, thread_name_prefix="animebot-encode")
+
+
 class ClipJob:
     """One clip streaming through decode -> `convert` -> encode, a few frames per `step`, so
     a caller can give the worker back between steps (the fair queue) and stop at any step.
 
-    Encoding runs on a thread of the job's own, one chunk behind: while the workers stylize
+    Encoding runs on the encoder thread, one chunk behind: while the workers stylize
     chunk n+1, chunk n is encoded (and the audio muxed, in order, on that same thread), so
     the cores are not idle while x264 works. At most one chunk waits to be encoded. A frame
     identical to the one before it (GIFs and screen recordings hold frames) reuses its
@@ -556,7 +564,7 @@ class ClipJob:
     def __init__(self, source: Source, clip: ClipPlan, *, max_bytes: int = 0) -> None:
         self.plan = clip
         self._writer = ClipWriter(clip, max_bytes=max_bytes)
-        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="animebot-encode")
+        self._encoder = _ENCODER
         self._encoding: Future[None] | None = None  # the chunk being encoded
         try:
             if clip.keep_audio:
@@ -565,7 +573,6 @@ class ClipJob:
             self._frames = self._reader.frames()
         except BaseException:
             self._writer.abort()
-            self._encoder.shutdown(wait=False)
             raise
         self.done = 0
         self.reused = 0  # frames identical to the one before: not stylized again
@@ -683,11 +690,8 @@ class ClipJob:
     def finish(self) -> EncodedClip:
         """Encode what remains and return the clip (call once `finished`)."""
         self._frames.close()
-        try:
-            self._wait_encoder()
-            return self._encoder.submit(self._writer.finish).result()
-        finally:
-            self._encoder.shutdown(wait=False)
+        self._wait_encoder()
+        return self._encoder.submit(self._writer.finish).result()
 
     def abort(self) -> None:
         """Drop the output. Never waits: what is queued for the encoder is cancelled, and the
@@ -698,11 +702,7 @@ class ClipJob:
         self._frames.close()
         if self._encoding is not None:
             self._encoding.cancel()
-        try:
-            self._encoder.submit(self._writer.abort)
-        except RuntimeError:  # shut down already (finish ran): abort here
-            self._writer.abort()
-        self._encoder.shutdown(wait=False, cancel_futures=False)
+        self._encoder.submit(self._writer.abort)
         self._last_in = self._last_out = None
 
 
