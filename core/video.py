@@ -1,4 +1,5 @@
-"""Clips in and out: probe, decode to evenly stepped RGB frames, encode H.264 MP4 (or GIF).
+"""Clips in and out: probe, decode to evenly stepped RGB frames, encode H.264 MP4 (or GIF, or a
+Telegram video sticker: WebM VP9).
 
 Pure media, no model: the service feeds each frame through the engine between `ClipReader`
 and `ClipWriter`, so a clip streams decode -> stylize -> encode and only a frame or two is in

@@ -5,8 +5,10 @@ refusal, like photos. The work streams decode -> stylize -> encode (`core.video.
 the engine's worker pool, a chunk of frames at a time; each chunk takes its own turn in the
 service's fair queue and costs about one photo there (frames x pixels, see
 `Settings.clip_photo_pixels`), so someone sending photos waits for one chunk, not for a whole
-clip. A clip costs as many photos against the daily quota. Cancelling the request frees the
-worker slot at once; the thread stops after the frame it is on and drops the output.
+clip. A clip costs as many photos against the daily quota, taken whole before it is converted
+and given back if it fails or is cancelled (`service.admission`, shared with photos).
+Cancelling the request frees the worker slot at once; the thread stops after the frame it is
+on and drops the output.
 
 Results are cached by the upload's bytes + style + options (including the upload limit the
 bit rate was fitted to); the upload itself is never stored.
