@@ -1,4 +1,5 @@
-"""Clips in and out: probe, decode to evenly stepped RGB frames, encode H.264 MP4 (or GIF).
+"""Clips in and out: probe, decode to evenly stepped RGB frames, encode H.264 MP4 (or GIF, or a
+Telegram video sticker: WebM VP9).
 
 Pure media, no model: the service feeds each frame through the engine between `ClipReader`
 and `ClipWriter`, so a clip streams decode -> stylize -> encode and only a frame or two is in
@@ -21,13 +22,15 @@ import math
 import tempfile
 import threading
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import av
+import cv2
 import numpy as np
 import numpy.typing as npt
 from PIL import Image, ImageSequence
@@ -388,8 +391,6 @@ def partial_frame(frame: Any, clip: ClipPlan) -> Callable[[], U8]:
 def _resize(rgb: U8, width: int, height: int) -> U8:
     if rgb.shape[1] == width and rgb.shape[0] == height:
         return np.ascontiguousarray(rgb)
-    import cv2
-
     return np.asarray(cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA), np.uint8)
 
 
@@ -453,7 +454,9 @@ class ClipWriter:
         stream = self._out.add_stream("libx264", rate=clip.fps)
         stream.width, stream.height = clip.width, clip.height
         stream.pix_fmt = "yuv420p"
-        options: dict[str, str] = {"crf": str(crf), "preset": "veryfast"}
+        # One x264 thread: encoding runs beside inference on a thread of its own (ClipJob), and
+        # x264's frame threads would each hold frames in flight (tens of MB at 480p).
+        options: dict[str, str] = {"crf": str(crf), "preset": "veryfast", "threads": "1"}
         kbps = video_kbps(max_bytes, clip.seconds)
         if kbps:
             options.update(maxrate=f"{kbps}k", bufsize=f"{kbps}k")
@@ -523,8 +526,9 @@ def video_kbps(max_bytes: int, seconds: float, audio_kbps: int = 192) -> int:
 
 
 def frame_difference(a: U8, b: U8) -> float:
-    """Mean absolute difference of two frames (flicker is the output's over the input's)."""
-    return float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))))
+    """Mean absolute difference of two frames (flicker is the output's over the input's).
+    OpenCV's L1 norm: the same number as NumPy's int16 round trip, several times faster."""
+    return float(cv2.norm(a, b, cv2.NORM_L1)) / a.size
 
 
 FrameFn = Callable[[U8], U8]
@@ -537,10 +541,23 @@ def per_frame(convert: FrameFn) -> BatchFn:
     return lambda frames: [convert(rgb) for rgb in frames]
 
 
+# One encoder thread for every clip of the process: its tasks run in the order submitted, so
+# each clip's frames and audio stay in order, and its heap is reused clip after clip (a thread
+# per clip left each one's freed x264 buffers in a heap of its own: +70 MB peak in
+# bench/video.py). Encoding takes a fifth of a frame's inference, so one keeps up with several
+# clips at once.
+_ENCODER = ThreadPoolExecutor(1, thread_name_prefix="animebot-encode")
+
+
 class ClipJob:
     """One clip streaming through decode -> `convert` -> encode, a few frames per `step`, so
     a caller can give the worker back between steps (the fair queue) and stop at any step.
-    Holds at most the current input frame and the last output frame.
+
+    Encoding runs on the encoder thread, one chunk behind: while the workers stylize
+    chunk n+1, chunk n is encoded (and the audio muxed, in order, on that same thread), so
+    the cores are not idle while x264 works. At most one chunk waits to be encoded. A frame
+    identical to the one before it (GIFs and screen recordings hold frames) reuses its
+    result instead of being stylized again.
 
     Also measures flicker: the mean absolute frame-to-frame difference of the output over the
     input's (on the frames as converted; 1 means the style adds no flicker of its own)."""
@@ -548,21 +565,25 @@ class ClipJob:
     def __init__(self, source: Source, clip: ClipPlan, *, max_bytes: int = 0) -> None:
         self.plan = clip
         self._writer = ClipWriter(clip, max_bytes=max_bytes)
+        self._encoder = _ENCODER
+        self._encoding: Future[None] | None = None  # the chunk being encoded
         try:
             if clip.keep_audio:
                 self._writer.add_audio(source)
-            self._reader = ClipReader(source, clip, on_audio=self._writer.mux_audio)
+            self._reader = ClipReader(source, clip, on_audio=self._audio)
             self._frames = self._reader.frames()
         except BaseException:
             self._writer.abort()
             raise
         self.done = 0
+        self.reused = 0  # frames identical to the one before: not stylized again
         self._lock = threading.Lock()
         self._stepping = False
         self._cancelled = False
         self._aborted = False
-        self._last_in: U8 | None = None
+        self._last_in: U8 | None = None  # of the last frame stylized (the step thread's)
         self._last_out: U8 | None = None
+        self._diff_last: tuple[U8, U8] | None = None  # the encoder thread's (input, output)
         self._diff_in = 0.0
         self._diff_out = 0.0
 
@@ -592,8 +613,8 @@ class ClipJob:
             self.abort()
 
     def step(self, convert: BatchFn, frames: int = 1) -> int:
-        """Convert (as one batch) and encode up to `frames` more frames; returns how many are
-        done in all. Cancellation takes effect between batches."""
+        """Convert (as one batch) and hand to the encoder up to `frames` more frames; returns
+        how many are done in all. Cancellation takes effect between batches."""
         with self._lock:
             if self._cancelled:
                 return self.done
@@ -608,6 +629,10 @@ class ClipJob:
                 self.abort()
         return self.done
 
+    def _audio(self, packet: Any) -> None:
+        """Audio packets are muxed on the encoder thread, in order with the video."""
+        self._encoder.submit(self._writer.mux_audio, packet)
+
     def _step(self, convert: BatchFn, frames: int) -> None:
         batch: list[ClipFrame] = []
         for _ in range(frames):
@@ -618,33 +643,67 @@ class ClipJob:
         if not batch:
             self.done = self.plan.frames  # the reader pads to the plan; nothing is left
             return
-        # a repeat shows the frame before it again (never the clip's first frame)
-        outputs = iter(convert([f.rgb for f in batch if not f.repeat]))
+        # a repeat shows the frame before it again (never the clip's first frame); so does a
+        # frame whose pixels equal the one before it
+        fresh: list[ClipFrame] = []
+        previous = self._last_in
+        again: list[bool] = []
         for frame in batch:
-            if frame.repeat:
+            same = frame.repeat or (previous is not None and np.array_equal(frame.rgb, previous))
+            again.append(same)
+            if not same:
+                fresh.append(frame)
+                previous = frame.rgb
+            elif not frame.repeat:
+                self.reused += 1
+        outputs = iter(convert([f.rgb for f in fresh]))
+        chunk: list[tuple[U8 | None, U8]] = []  # (input when stylized, output) in order
+        for frame, same in zip(batch, again, strict=True):
+            if same:
                 out = self._last_out
+                assert out is not None
+                chunk.append((None, out))
             else:
                 out = next(outputs)
-                if self._last_in is not None and self._last_out is not None:
-                    self._diff_in += frame_difference(frame.rgb, self._last_in)
-                    self._diff_out += frame_difference(out, self._last_out)
+                chunk.append((frame.rgb, out))
                 self._last_in = frame.rgb
-            assert out is not None
-            self._writer.write(out)
             self._last_out = out
-            self.done += 1
+        self._wait_encoder()  # at most one chunk waits to be encoded
+        self._encoding = self._encoder.submit(self._encode, chunk)
+        self.done += len(batch)
+
+    def _encode(self, chunk: list[tuple[U8 | None, U8]]) -> None:
+        """On the encoder thread: flicker sums and the frames into the writer, in order."""
+        for rgb, out in chunk:
+            if rgb is not None:
+                if self._diff_last is not None:
+                    last_in, last_out = self._diff_last
+                    self._diff_in += frame_difference(rgb, last_in)
+                    self._diff_out += frame_difference(out, last_out)
+                self._diff_last = (rgb, out)
+            self._writer.write(out)
+
+    def _wait_encoder(self) -> None:
+        if self._encoding is not None:
+            self._encoding.result()  # an encoder failure fails the step that follows
+            self._encoding = None
 
     def finish(self) -> EncodedClip:
         """Encode what remains and return the clip (call once `finished`)."""
         self._frames.close()
-        return self._writer.finish()
+        self._wait_encoder()
+        return self._encoder.submit(self._writer.finish).result()
 
     def abort(self) -> None:
+        """Drop the output. Never waits: what is queued for the encoder is cancelled, and the
+        writer is closed on the encoder thread after the chunk it may be on."""
         if self._aborted:
             return
         self._aborted = True
         self._frames.close()
-        self._writer.abort()
+        if self._encoding is not None:
+            self._encoding.cancel()
+        self._encoder.submit(self._writer.abort)
         self._last_in = self._last_out = None
 
 
@@ -698,6 +757,82 @@ def to_gif(mp4: bytes, max_bytes: int = 0) -> bytes | None:
                 out.mux(packet)
         data = path.read_bytes()
     return None if max_bytes and len(data) > max_bytes else data
+
+
+# Telegram video stickers (https://core.telegram.org/stickers#video-requirements): WebM VP9,
+# one side exactly 512 px (the other at most 512), at most 3 s and 30 fps, no audio, 256 KB.
+STICKER_ENCODER: Final = "libvpx-vp9"
+STICKER_SIDE = 512
+STICKER_SECONDS = 3.0
+STICKER_FPS = 30.0
+STICKER_BYTES = 256 * 1024
+
+
+def can_make_stickers() -> bool:
+    """Whether this PyAV wheel's FFmpeg has the VP9 encoder video stickers need."""
+    return STICKER_ENCODER in av.codecs_available
+
+
+def sticker_size(width: int, height: int, side: int = STICKER_SIDE) -> tuple[int, int]:
+    """The longer side exactly `side` (scaled up or down), the other in proportion (even)."""
+    if width >= height:
+        return side, min(side, max(2, round(height * side / width / 2) * 2))
+    return min(side, max(2, round(width * side / height / 2) * 2)), side
+
+
+def to_sticker(mp4: bytes, max_bytes: int = STICKER_BYTES, tries: int = 4) -> EncodedClip:
+    """An MP4 made here (already cut to the sticker's duration and rate) again as a Telegram
+    video sticker: WebM VP9, no audio, the longer side 512 px, the bit rate chosen to fit
+    `max_bytes` (encoded again at a lower rate, at most `tries` times, when it does not)."""
+    with _open_av(mp4) as source:
+        video = source.streams.video[0]
+        rate = video.average_rate or Fraction(25)
+        frames = sum(1 for _ in source.demux(video) if _.size)
+    seconds = max(frames / float(rate), 1 / float(rate))
+    kbps = max(50, int(max_bytes * 8 * 0.85 / seconds / 1000))
+    for _ in range(tries):
+        clip = _sticker_pass(mp4, kbps)
+        if len(clip.data) <= max_bytes:
+            return clip
+        kbps = max(20, int(kbps * max_bytes / len(clip.data) * 0.85))
+    raise ImageTooLarge("sticker does not fit", limit=max_bytes)
+
+
+def _sticker_pass(mp4: bytes, kbps: int) -> EncodedClip:
+    with tempfile.TemporaryDirectory(prefix="animebot-sticker-") as folder:
+        path = Path(folder) / "out.webm"
+        with (
+            _open_av(mp4) as source,
+            av.open(
+                str(path), mode="w", format="webm", container_options={"fflags": "+bitexact"}
+            ) as out,
+        ):
+            out.metadata.clear()
+            video = source.streams.video[0]
+            rate = video.average_rate or Fraction(25)
+            width, height = sticker_size(video.codec_context.width, video.codec_context.height)
+            stream = out.add_stream(STICKER_ENCODER, rate=rate)
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+            stream.bit_rate = kbps * 1000
+            stream.options = {
+                "deadline": "realtime",
+                "cpu-used": "8",
+                "maxrate": f"{kbps}k",
+                "bufsize": f"{kbps}k",
+                "auto-alt-ref": "0",
+            }
+            count = 0
+            for frame in source.decode(video):
+                scaled = frame.reformat(width=width, height=height, format="yuv420p")
+                scaled.pts, scaled.time_base = count, 1 / rate
+                for packet in stream.encode(scaled):
+                    out.mux(packet)
+                count += 1
+            for packet in stream.encode(None):
+                out.mux(packet)
+        data = path.read_bytes()
+    fps = float(rate)
+    return EncodedClip(data, "video/webm", "webm", width, height, count, fps, count / fps, False)
 
 
 def _argb(palette: Image.Image) -> npt.NDArray[np.uint8]:

@@ -5,8 +5,10 @@ refusal, like photos. The work streams decode -> stylize -> encode (`core.video.
 the engine's worker pool, a chunk of frames at a time; each chunk takes its own turn in the
 service's fair queue and costs about one photo there (frames x pixels, see
 `Settings.clip_photo_pixels`), so someone sending photos waits for one chunk, not for a whole
-clip. A clip costs as many photos against the daily quota. Cancelling the request frees the
-worker slot at once; the thread stops after the frame it is on and drops the output.
+clip. A clip costs as many photos against the daily quota, taken whole before it is converted
+and given back if it fails or is cancelled (`service.admission`, shared with photos).
+Cancelling the request frees the worker slot at once; the thread stops after the frame it is
+on and drops the output.
 
 Results are cached by the upload's bytes + style + options (including the upload limit the
 bit rate was fitted to); the upload itself is never stored.
@@ -21,23 +23,35 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from core.clipstyle import ClipStylizer
 from core.errors import AnimeBotError
 from core.tiling import MapFn
-from core.video import ClipJob, ClipLimits, ClipPlan, EncodedClip, plan, to_gif
-from service.convert import ConversionService, seconds_to_utc_midnight, today_utc
-from service.errors import QuotaExceeded, RateLimited, Refusal, ShuttingDown
+from core.video import (
+    STICKER_FPS,
+    STICKER_SECONDS,
+    STICKER_SIDE,
+    ClipJob,
+    ClipLimits,
+    ClipPlan,
+    EncodedClip,
+    can_make_stickers,
+    plan,
+    to_gif,
+    to_sticker,
+)
+from service.convert import ConversionService
+from service.errors import Refusal, ShuttingDown
 from service.fairqueue import RESTART_RETRY_S
 from storage import UsageRecord
 
 log = logging.getLogger("animebot.clips")
 
 # Bump when the clip pipeline changes what it produces for the same input (cache keys use it).
-CLIP_PIPELINE = "c1"
+CLIP_PIPELINE = "c2"
 
 FramesCallback = Callable[[int, int], Awaitable[None]]  # (frames done, frames in all)
 
@@ -52,6 +66,8 @@ class ClipRequest:
     faces: bool | None = None
     max_output_bytes: int = 0  # the platform's upload limit (0: none); the bit rate fits it
     is_admin: bool = False
+    # A Telegram video sticker: WebM VP9, 512 px, at most 3 s (longer ones cut, with the note)
+    sticker: bool = False
     on_frames: FramesCallback | None = None
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
 
@@ -118,6 +134,12 @@ class ClipService:
         """The largest clip a person may send (ANIMEBOT_CLIP_MAX_MB)."""
         return self.service.settings.limits.clip_max_bytes
 
+    @property
+    def makes_stickers(self) -> bool:
+        """Whether Telegram video stickers can be answered as stickers (this PyAV has VP9);
+        otherwise they are answered as animations."""
+        return can_make_stickers()
+
     def is_admin(self, platform: str, user_id: str | int) -> bool:
         return self.service.is_admin(platform, user_id)
 
@@ -183,21 +205,14 @@ class ClipService:
         style = svc.style_for(req.style or prefs.style)
         faces = req.faces if req.faces is not None else (prefs.faces is not False)
         row.update(style=style, faces=faces, side_by_side=False)
-        if not req.is_admin:
-            wait = await svc.db.rates.try_acquire(
-                user_hash, svc.settings.rate_burst, svc.settings.rate_per_minute
-            )
-            if wait > 0:
-                raise RateLimited("too many requests", retry_after_s=wait)
-        clip: ClipPlan = await self.engine.run_light(plan, req.data, self.limits)
+        await svc.admission.enter(user_hash, req.is_admin)
+        clip: ClipPlan = await self.engine.run_light(plan, req.data, self.limits_for(req))
         row.update(input_w=clip.info.width, input_h=clip.info.height)
         key = await asyncio.to_thread(self._key, req, style, faces)
         hit = await svc.db.cache.get(key)
         cost = clip_cost(clip, svc.settings.limits.clip_photo_pixels)
         if hit is not None:
-            if not req.is_admin:
-                await svc.db.rates.refund(user_hash, svc.settings.rate_burst)
-            row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
+            await svc.admission.cache_hit(req.platform, user_hash, req.is_admin, row, hit.size)
             meta = hit.meta
             return ClipReply(
                 data=hit.data,
@@ -219,31 +234,29 @@ class ClipService:
                 total_ms=(time.perf_counter() - started) * 1000,
                 request_id=req.request_id,
             )
-        quota = svc.settings.daily_quota
-        if not req.is_admin and quota > 0:
-            used = await svc.db.quota.count(user_hash, today_utc())
-            if used + cost > quota:
-                raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
-        t0 = time.perf_counter()
-        encoded, flicker, waited_ms = await self._run(req, user_hash, clip, style, faces)
-        compute_ms = (time.perf_counter() - t0) * 1000 - waited_ms
-        meta = {
-            "ext": encoded.ext,
-            "width": encoded.width,
-            "height": encoded.height,
-            "frames": encoded.frames,
-            "fps": encoded.fps,
-            "seconds": encoded.seconds,
-            "has_audio": encoded.has_audio,
-            "notes": list(clip.notes),
-            "flicker": flicker,
-            "style": style,
-        }
-        await svc.db.cache.put(
-            key, encoded.data, kind="result", mime=encoded.mime, owner_hash=user_hash, meta=meta
-        )
-        if not req.is_admin:
-            await svc.db.quota.increment(user_hash, today_utc(), cost)
+        day = await svc.admission.take(user_hash, req.is_admin, cost)
+        try:
+            t0 = time.perf_counter()
+            encoded, flicker, waited_ms = await self._run(req, user_hash, clip, style, faces)
+            compute_ms = (time.perf_counter() - t0) * 1000 - waited_ms
+            meta = {
+                "ext": encoded.ext,
+                "width": encoded.width,
+                "height": encoded.height,
+                "frames": encoded.frames,
+                "fps": encoded.fps,
+                "seconds": encoded.seconds,
+                "has_audio": encoded.has_audio,
+                "notes": list(clip.notes),
+                "flicker": flicker,
+                "style": style,
+            }
+            await svc.db.cache.put(
+                key, encoded.data, kind="result", mime=encoded.mime, owner_hash=user_hash, meta=meta
+            )
+        except BaseException:  # failed or cancelled: the clip cost nothing
+            await asyncio.shield(svc.admission.give_back(user_hash, day, cost))
+            raise
         row.update(output_bytes=len(encoded.data), queue_wait_ms=waited_ms, compute_ms=compute_ms)
         return ClipReply(
             data=encoded.data,
@@ -273,13 +286,25 @@ class ClipService:
         found: bytes | None = await self.engine.run_job(lambda _map: to_gif(reply.data, max_bytes))
         return found
 
+    def limits_for(self, req: ClipRequest) -> ClipLimits:
+        """The settings' limits, narrowed to a video sticker's where one is asked for."""
+        lim = self.limits
+        if not req.sticker:
+            return lim
+        return replace(
+            lim,
+            max_seconds=min(lim.max_seconds, STICKER_SECONDS),
+            max_side=min(lim.max_side, STICKER_SIDE),
+            max_fps=min(lim.max_fps, STICKER_FPS),
+        )
+
     def _key(self, req: ClipRequest, style: str, faces: bool) -> str:
         version = self.engine.model_version(style, faces)
-        lim = self.limits
+        lim = self.limits_for(req)
         raw = (
             f"clip|{CLIP_PIPELINE}|{hashlib.sha256(req.data).hexdigest()}|{version}|"
             f"s={lim.max_seconds}|f={lim.max_frames}|side={lim.max_side}|fps={lim.max_fps}|"
-            f"out={req.max_output_bytes}"
+            f"out={req.max_output_bytes}|sticker={req.sticker}"
         )
         return hashlib.sha256(raw.encode()).hexdigest()
 
@@ -309,6 +334,9 @@ class ClipService:
                 if req.on_frames is not None:
                     await _report(req.on_frames, job.done, job.total)
             encoded: EncodedClip = await self.engine.run_light(job.finish)
+            if req.sticker:  # encoded again as WebM VP9 at a rate that fits 256 KB
+                mp4 = encoded.data
+                encoded = await self.engine.run_job(lambda _map: to_sticker(mp4))
         except BaseException:
             job.cancel()
             raise

@@ -31,12 +31,11 @@ from typing import Any
 from core.engine import Conversion, Engine
 from core.errors import ImageTooLarge, InputError, UnknownStyle
 from core.imageio import DecodedImage
+from service.admission import Admission
 from service.coalesce import InFlight
 from service.errors import (
     InputExpired,
     InternalError,
-    QuotaExceeded,
-    RateLimited,
     Refusal,
     ShuttingDown,
 )
@@ -147,20 +146,12 @@ class ConversionReply:
     coalesced: bool = False  # shared another request's computation (also a cache_hit)
 
 
-def today_utc(now: float | None = None) -> str:
-    return time.strftime("%Y-%m-%d", time.gmtime(time.time() if now is None else now))
-
-
-def seconds_to_utc_midnight(now: float | None = None) -> float:
-    t = time.time() if now is None else now
-    return 86400.0 - (t % 86400.0)
-
-
 class ConversionService:
     def __init__(self, engine: Engine, db: Database, settings: Settings) -> None:
         self.engine, self.db, self.settings = engine, db, settings
         self.queue = FairQueue(settings.workers, settings.queue_max)
         self.metrics = ServiceMetrics()
+        self.admission = Admission(db, settings, self.metrics)
         self.metrics.queue_waiting.set_function(lambda: self.queue.waiting)
         self.metrics.running.set_function(lambda: self.queue.running)
         # sha256(upload bytes) -> its pixel digest: a repeat of the very same file skips decoding.
@@ -233,12 +224,7 @@ class ConversionService:
         )
         fmt = req.fmt if req.fmt in FORMATS else "jpeg"
         row.update(style=style, faces=faces, side_by_side=req.side_by_side)
-        if not req.is_admin:
-            wait = await self.db.rates.try_acquire(
-                user_hash, self.settings.rate_burst, self.settings.rate_per_minute
-            )
-            if wait > 0:
-                raise RateLimited("too many requests", retry_after_s=wait)
+        await self.admission.enter(user_hash, req.is_admin)
         if req.image is not None:
             row["input_bytes"] = len(req.image)
         source, pixels = await self._source(req, user_hash)
@@ -251,18 +237,16 @@ class ConversionService:
             )
             hit = await self.db.cache.get(result_key)
             if hit is not None:
-                await self._refund_rate(req, user_hash)
-                self.metrics.cache_hits.labels(req.platform).inc()
-                row.update(cache_hit=True, output_bytes=hit.size, queue_wait_ms=0.0, compute_ms=0.0)
+                await self.admission.cache_hit(req.platform, user_hash, req.is_admin, row, hit.size)
                 handle = await self.db.cache.get_handle(result_key, req.platform)
                 return _cached_reply(hit, req, style, faces, input_key, result_key, handle, started)
             job = self.computing.get(result_key)
             taken: str | None = None  # the UTC day a quota unit was taken on
             if job is None:  # nobody computes this result yet: this request does
-                taken = await self._take_quota(req, user_hash)
+                taken = await self.admission.take(user_hash, req.is_admin)
                 job = self.computing.get(result_key)  # the quota take awaited: look again
-                if job is not None and taken is not None:
-                    await self.db.quota.give_back(user_hash, taken)  # joins: free
+                if job is not None:
+                    await self.admission.give_back(user_hash, taken)  # joins: free
             if job is None:
                 handed, pixels = pixels, None
                 day = taken
@@ -284,7 +268,7 @@ class ConversionService:
             row.update(queue_wait_ms=outcome.waited_ms, compute_ms=conversion.timings.total_ms)
             return _reply(conversion, req, faces, input_key, result_key, outcome.waited_ms, started)
         # Another request's computation answered this one: free like a cache hit.
-        await self._refund_rate(req, user_hash)
+        await self.admission.free(user_hash, req.is_admin)
         self.metrics.cache_hits.labels(req.platform).inc()
         waited_ms = (time.perf_counter() - joined) * 1000
         row.update(cache_hit=True, queue_wait_ms=waited_ms, compute_ms=0.0)
@@ -313,8 +297,7 @@ class ConversionService:
                 req, user_hash, source, pixels, style, faces, fmt, result_key, report
             )
         except BaseException:
-            if quota_day is not None:
-                await asyncio.shield(self._give_back_quota(user_hash, quota_day))
+            await asyncio.shield(self.admission.give_back(user_hash, quota_day))
             raise
 
     async def _compute_result(
@@ -353,30 +336,6 @@ class ConversionService:
         self.metrics.compute_seconds.labels(style).observe(conversion.timings.total_ms / 1000)
         await self._store_result(result_key, conversion, user_hash)
         return _Computed(conversion, waited_ms)
-
-    async def _take_quota(self, req: ConversionRequest, user_hash: str) -> str | None:
-        """Take one unit of the person's daily quota before computing (one atomic statement:
-        requests racing on several workers for the last unit cannot both get it). The day
-        taken on, None when no quota applies; QuotaExceeded when used up."""
-        quota = self.settings.daily_quota
-        if req.is_admin or quota <= 0:
-            return None
-        day = today_utc()
-        if await self.db.quota.try_take(user_hash, day, quota) is None:
-            raise QuotaExceeded("daily quota used", retry_after_s=seconds_to_utc_midnight())
-        return day
-
-    async def _give_back_quota(self, user_hash: str, day: str) -> None:
-        try:
-            await self.db.quota.give_back(user_hash, day)
-        except Exception:  # the request's own outcome matters more than the counter
-            log.exception("could not give back a quota unit")
-
-    async def _refund_rate(self, req: ConversionRequest, user_hash: str) -> None:
-        """A request that cost nothing (a cache hit, a computation it joined) gives its rate
-        token back."""
-        if not req.is_admin:
-            await self.db.rates.refund(user_hash, self.settings.rate_burst)
 
     def _starts_now(self) -> bool:
         """Whether a job entering the fair queue now gets a worker without waiting (the

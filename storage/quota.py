@@ -28,30 +28,35 @@ class QuotaRepo:
             )
         return int(count)
 
-    async def try_take(self, user_hash: str, day: str, limit: int) -> int | None:
-        """Take one unit if fewer than `limit` are taken: the new count, or None when the
-        limit is reached (nothing changes then). Check and increment are one statement, so
-        two requests racing for the last unit cannot both get it."""
-        if limit <= 0:
+    async def try_take(self, user_hash: str, day: str, limit: int, amount: int = 1) -> int | None:
+        """Take `amount` units (a clip counts as many photos) if they all fit under `limit`:
+        the new count, or None when they do not (nothing changes then). Check and increment
+        are one statement, so two requests racing for the last units cannot both get them."""
+        if limit <= 0 or amount > limit:
             return None
+        if amount <= 0:
+            return await self.count(user_hash, day)
         async with self._sql.transaction() as tx:
             count = await tx.scalar(
-                "INSERT INTO quota (user_hash, day, count) VALUES (:user, :day, 1) "
-                "ON CONFLICT(user_hash, day) DO UPDATE SET count = quota.count + 1 "
-                "WHERE quota.count < CAST(:limit AS INTEGER) "
+                "INSERT INTO quota (user_hash, day, count) VALUES (:user, :day, :amount) "
+                "ON CONFLICT(user_hash, day) DO UPDATE SET count = quota.count + excluded.count "
+                "WHERE quota.count + excluded.count <= CAST(:limit AS INTEGER) "
                 "RETURNING count",
-                {"user": user_hash, "day": day, "limit": int(limit)},
+                {"user": user_hash, "day": day, "amount": int(amount), "limit": int(limit)},
             )
         return None if count is None else int(count)
 
-    async def give_back(self, user_hash: str, day: str) -> int:
-        """Return one unit taken by `try_take` (the request failed before costing anything);
-        the new count. Never goes below zero."""
+    async def give_back(self, user_hash: str, day: str, amount: int = 1) -> int:
+        """Return `amount` units taken by `try_take` (the request failed or was cancelled
+        before costing anything); the new count. Never goes below zero."""
+        if amount <= 0:
+            return await self.count(user_hash, day)
         async with self._sql.transaction() as tx:
             count = await tx.scalar(
-                "UPDATE quota SET count = count - 1 "
-                "WHERE user_hash = ? AND day = ? AND count > 0 RETURNING count",
-                (user_hash, day),
+                "UPDATE quota SET count = CASE WHEN count > :amount THEN count - :amount "
+                "ELSE 0 END WHERE user_hash = :user AND day = :day AND count > 0 "
+                "RETURNING count",
+                {"user": user_hash, "day": day, "amount": int(amount)},
             )
         return 0 if count is None else int(count)
 

@@ -15,6 +15,7 @@ from core.video import (
     ClipLimits,
     DamagedVideo,
     NotAVideo,
+    frame_difference,
     looks_like_clip,
     plan,
     transcode,
@@ -232,3 +233,77 @@ def test_a_clip_as_a_gif_loops_with_one_palette(tmp_path: Path, photo: Path) -> 
         first = np.asarray(im.convert("RGB"))
     assert np.mean(np.abs(first.astype(int) - decode_rgb(mp4)[0].astype(int))) < 6
     assert to_gif(mp4, max_bytes=len(gif) // 2) is None  # does not fit: the caller keeps the MP4
+
+
+def test_sticker_sizes_put_the_longer_side_at_exactly_512() -> None:
+    from core.video import sticker_size
+
+    assert sticker_size(256, 192) == (512, 384)  # scaled up
+    assert sticker_size(720, 1280) == (288, 512)  # scaled down, portrait
+    assert sticker_size(300, 300) == (512, 512)
+
+
+def test_a_sticker_is_encoded_again_at_a_lower_rate_until_it_fits(
+    tmp_path: Path, photo: Path
+) -> None:
+    from core.video import can_make_stickers, to_sticker
+
+    if not can_make_stickers():
+        pytest.skip("this PyAV build has no VP9 encoder")
+    mp4 = make_mp4(tmp_path / "c.mp4", photo, seconds=2, fps=15, width=320, height=240)
+    small = to_sticker(mp4.read_bytes(), max_bytes=30_000)
+    assert len(small.data) <= 30_000
+    info = probe_output(small.data)
+    assert (info["codec"], info["width"], info["height"], info["frames"]) == ("vp9", 512, 384, 30)
+    assert info["audio"] is None and set(info["metadata"]) <= {"encoder"}  # no version, no tags
+
+
+def test_frame_difference_is_the_mean_absolute_difference() -> None:
+    rng = np.random.default_rng(5)
+    a = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (48, 64, 3), dtype=np.uint8)
+    expected = float(np.mean(np.abs(a.astype(np.int16) - b.astype(np.int16))))
+    assert abs(frame_difference(a, b) - expected) < 1e-9
+    assert frame_difference(a, a) == 0.0
+
+
+def test_frames_identical_to_the_one_before_are_not_stylized_again(
+    tmp_path: Path, photo: Path
+) -> None:
+    """A lossless clip holding each of 4 pictures for 3 frames: 4 frames are stylized, the 8
+    others reuse the result before them, and every one of the 12 is written in its place."""
+    from core.video import ClipJob
+    from tests.clipgen import pan_frames
+
+    path = tmp_path / "held.mp4"
+    pictures = list(pan_frames(photo, 160, 120, 4))
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=12)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"qp": "0"}  # lossless: held frames decode to the same pixels
+        for i in range(12):
+            frame = av.VideoFrame.from_ndarray(pictures[i // 3], format="rgb24")
+            frame.pts = i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    clip = plan(path, ClipLimits())
+    assert clip.frames == 12
+    stylized: list[np.ndarray] = []
+
+    def convert(batch: list[np.ndarray]) -> list[np.ndarray]:
+        stylized.extend(batch)
+        return [_invert(rgb) for rgb in batch]
+
+    job = ClipJob(path, clip)
+    while not job.finished:
+        job.step(convert, 5)
+    result = job.finish()
+    assert (len(stylized), job.reused) == (4, 8)
+    frames = decode_rgb(result.data)
+    assert len(frames) == 12
+    diffs = [frame_difference(frames[i], frames[i + 1]) for i in range(11)]
+    held = [d for i, d in enumerate(diffs) if i % 3 != 2]
+    changes = [d for i, d in enumerate(diffs) if i % 3 == 2]
+    assert max(held) < 1.0 < min(changes)  # held pictures stay put, the pan moves on

@@ -76,9 +76,20 @@ class WebState:
         return self.runtime.settings.max_upload_bytes
 
     @property
+    def clip_limit(self) -> int:
+        """The largest clip accepted (ANIMEBOT_CLIP_MAX_MB): clips have their own limit."""
+        return self.runtime.settings.limits.clip_max_bytes
+
+    @property
+    def file_limit(self) -> int:
+        """The largest file read from a form: a photo or a clip, whichever may be larger
+        (each kind is held to its own limit once the bytes tell which it is)."""
+        return max(self.upload_limit, self.clip_limit)
+
+    @property
     def body_limit(self) -> int:
-        """The largest request body aiohttp reads (client_max_size): photo + form overhead."""
-        return self.upload_limit + FORM_OVERHEAD_BYTES
+        """The largest request body aiohttp reads (client_max_size): file + form overhead."""
+        return self.file_limit + FORM_OVERHEAD_BYTES
 
 
 STATE = web.AppKey("animebot_web_state", WebState)
@@ -155,7 +166,8 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def _mb(state: WebState) -> int:
-    return max(1, round(state.upload_limit / 1024 / 1024))
+    """A body over every limit: the larger one is the one it broke."""
+    return max(1, round(state.file_limit / 1024 / 1024))
 
 
 def _secure(response: web.StreamResponse) -> None:
@@ -190,7 +202,9 @@ def make_app(runtime: Runtime, *, max_side: int = WEB_MAX_SIDE) -> web.Applicati
     settings = runtime.settings
     app = web.Application(
         middlewares=[guard, uploads.bound_uploads],
-        client_max_size=settings.max_upload_bytes + FORM_OVERHEAD_BYTES,  # = WebState.body_limit
+        # = WebState.body_limit: the larger of the photo and clip limits, plus the form
+        client_max_size=max(settings.max_upload_bytes, settings.limits.clip_max_bytes)
+        + FORM_OVERHEAD_BYTES,
     )
     state = WebState(
         runtime=runtime,

@@ -128,7 +128,14 @@ async def index(request: web.Request) -> web.Response:
         if key.startswith(("web.", "note.", "clip."))
         or key in ("error.internal", "error.too_large_bytes")
     }
-    config = {"lang": lang, "maxBytes": state.upload_limit, "limitMb": limit_mb}
+    clip_mb = max(1, round(state.clip_limit / 1024 / 1024))
+    config = {
+        "lang": lang,
+        "maxBytes": state.upload_limit,
+        "limitMb": limit_mb,
+        "clipMaxBytes": state.clip_limit,
+        "clipLimitMb": clip_mb,
+    }
     content = render(
         state.assets.templates["index.html"],
         lang,
@@ -252,11 +259,12 @@ async def _convert(request: web.Request, state: WebState, lang: str, user_id: st
         outlet={"kind": WEB_OUTLET, "max_side": state.max_side},
         durable=False,  # the request itself waits: nothing to finish after a restart
     )
-    too_large = ImageTooLarge("upload too large", limit=state.upload_limit)
+    too_large = ImageTooLarge("upload too large", limit=state.file_limit)
+    too_large_photo = ImageTooLarge("upload too large", limit=state.upload_limit)
     if request.content_length is not None and request.content_length > state.body_limit:
         return await _early_error(state, job, too_large)
     try:
-        form = await read_form(request, max_file_bytes=state.upload_limit)
+        form = await read_form(request, max_file_bytes=state.file_limit)
     except InputError as exc:  # malformed, too many fields, too large: never a 500
         return await _early_error(state, job, exc)
     job = replace(job, lang=request_language(request, _text(form, "lang")))
@@ -265,9 +273,13 @@ async def _convert(request: web.Request, state: WebState, lang: str, user_id: st
     if not data:
         return await _early_error(state, job, EmptyInput("no image in the form"))
     if looks_like_clip(data):  # a video or an animated GIF/WebP: every frame, as an MP4
+        if len(data) > state.clip_limit:  # clips have a limit of their own
+            return await _early_error(state, job, ImageTooLarge("clip", limit=state.clip_limit))
         return await routes_clips.convert_clip(
             request, state, job, data, form, _text(form, "style"), _flag(form, "faces")
         )
+    if len(data) > state.upload_limit:
+        return await _early_error(state, job, too_large_photo)
     fmt = (_text(form, "format") or "jpeg").lower()
     if fmt not in FORMATS:
         return await _early_error(state, job, UnknownFormat(fmt, FORMATS))

@@ -8,6 +8,7 @@ still picture goes the photo way. Not durable: a clip interrupted by a restart i
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import math
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import PurePath
 
+import aiohttp
 import discord
 
 from bot.discord.conversion import PLATFORM, Converter, chat_id, safe_stem
@@ -29,6 +31,7 @@ from service.clips import ClipReply, ClipRequest
 log = logging.getLogger("animebot.discord")
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".webm", ".mkv", ".gif"})
+DOWNLOAD_TIMEOUT_S = 120.0  # a clip of the largest size allowed, from Discord's CDN
 PROGRESS_INTERVAL_S = 1.5  # Discord allows about 5 edits per 5 s per interaction
 # What falls back to the photo path when the GIF is a still: the attachment itself.
 PhotoFallback = Callable[[], Awaitable[None]]
@@ -91,15 +94,26 @@ async def run_clip(
         await send_error(interaction, error_message(error, lang))
         return
     gif = (attachment.content_type or "").lower() == "image/gif"
+    if not gif:  # a video may take longer to fetch than Discord waits for an answer (3 s)
+        await defer_public(interaction)
+    try:
+        data = await asyncio.wait_for(attachment.read(), DOWNLOAD_TIMEOUT_S)
+    except (discord.HTTPException, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("request %s: clip download failed: %s", request_id, type(exc).__name__)
+        await clips.refuse(
+            PLATFORM,
+            interaction.user.id,
+            "download_failed",
+            chat_id=chat_id(interaction),
+            request_id=request_id,
+        )
+        await send_error(interaction, t("dc.error.download", lang))
+        return
     if gif:  # small, and read before answering: a still GIF goes the photo way
-        data = await attachment.read()
         if not looks_like_clip(data):
             await photo_fallback()
             return
         await defer_public(interaction)
-    else:  # a video may take longer to fetch than Discord waits for an answer (3 s)
-        await defer_public(interaction)
-        data = await attachment.read()
     progress = ThinkingProgress(interaction, lang)
     try:
         reply = await clips.convert(

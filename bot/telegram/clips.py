@@ -1,20 +1,23 @@
 """Clips in Telegram: animations (Telegram's GIFs are soundless MP4s), videos, round video
 notes, video stickers (WebM) and videos sent as files. Each is converted whole through
 the service's clip entry point (`runtime.clips`, which keeps the request's one usage row) and
-answered in kind: an animation for animations and stickers, a round video
-note for a video note, a video (with its sound) otherwise. A status message shows the
+answered in kind: an animation for animations, a video sticker (WebM VP9, 512 px, at most
+3 s) for a video sticker, a round video note for a video note, a video (with its sound)
+otherwise. A status message shows the
 percentage of frames done. Not durable: a clip interrupted by a restart is not resumed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from telegram import Bot, Message, Update
+from telegram import Bot, InputFile, Message, Update, User
 from telegram.constants import ChatType
 from telegram.error import TelegramError
 from telegram.ext import filters
@@ -130,21 +133,36 @@ async def on_clip(update: Update, context: Context) -> None:
     if clip is None:
         return
     d = deps(context)
-    lang = await d.language(user)
     target = Target(message.chat_id, user.id, reply_to=message.message_id)
+    style = style_in_text(message.caption, d.service.styles())
+    await answer_clip(d, context, user, message, clip, style, target)
+
+
+async def answer_clip(
+    d: Deps,
+    context: Context,
+    user: User,
+    source: Message,
+    clip: ClipMedia,
+    style: str | None,
+    target: Target,
+) -> None:
+    """Convert the clip in `source` and answer in kind (also for `/anime` in reply to it):
+    refusals and failures get a translated message and a recorded row, never a traceback."""
+    lang = await d.language(user)
     clips = d.runtime.clips
     limit = min(TELEGRAM_DOWNLOAD_LIMIT, clips.max_upload_bytes)
     if clip.file_size is not None and clip.file_size > limit:
         exc = ImageTooLarge("clip too large to download", limit=limit)
         await clips.refuse(
-            PLATFORM, user.id, exc, chat_id=message.chat_id, request_id=target.request_id
+            PLATFORM, user.id, exc, chat_id=source.chat_id, request_id=target.request_id
         )
         await answer(d, context, target, error_message(exc, lang))
         return
     status = ClipStatus(context.bot, target, lang, d.options.status_interval_s)
     await status.start()
     try:
-        reply = await _convert(d, context, clip, message, target, status)
+        reply = await _convert(d, context, clip, source, style, target, status)
     except AnimeBotError as exc:
         await status.close()
         await answer(d, context, target, error_message(exc, lang))
@@ -155,7 +173,7 @@ async def on_clip(update: Update, context: Context) -> None:
             PLATFORM,
             user.id,
             "download_failed",
-            chat_id=message.chat_id,
+            chat_id=source.chat_id,
             request_id=target.request_id,
         )
         await status.close()
@@ -174,6 +192,7 @@ async def _convert(
     context: Context,
     clip: ClipMedia,
     message: Message,
+    style: str | None,
     target: Target,
     status: ClipStatus,
 ) -> ClipReply:
@@ -186,13 +205,66 @@ async def _convert(
             target.user_id,
             data,
             chat_id=message.chat_id,
-            style=style_in_text(message.caption, d.service.styles()),
+            style=style,
             max_output_bytes=TELEGRAM_UPLOAD_LIMIT,
+            sticker=clip.kind == "sticker" and clips.makes_stickers,
             is_admin=clips.is_admin(PLATFORM, target.user_id),
             on_frames=status.frames,
             request_id=target.request_id,
         )
     )
+
+
+AnswerKind = Literal["video_note", "animation", "video", "sticker"]
+
+
+def _shared(r: ClipReply) -> dict[str, Any]:
+    return {"duration": max(1, round(r.seconds)), "filename": f"anime_{r.style}.{r.ext}"}
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """How one kind of answer is sent: the Bot method, and its arguments beyond the chat, the
+    file and the reply (from the reply and its caption)."""
+
+    method: str
+    args: Callable[[ClipReply, str], dict[str, Any]]
+    captioned: bool = True  # False: the notes go in a message of their own
+
+
+_ANSWERS: dict[AnswerKind, _Answer] = {
+    "video_note": _Answer(
+        "send_video_note", lambda r, _c: {**_shared(r), "length": r.width}, captioned=False
+    ),
+    "animation": _Answer(
+        "send_animation",
+        lambda r, c: {**_shared(r), "width": r.width, "height": r.height, "caption": c},
+    ),
+    "video": _Answer(
+        "send_video",
+        lambda r, c: {
+            **_shared(r),
+            "width": r.width,
+            "height": r.height,
+            "caption": c,
+            "supports_streaming": True,
+        },
+    ),
+    "sticker": _Answer("send_sticker", lambda _r, _c: {}, captioned=False),
+}
+
+
+def answer_kind(clip: ClipMedia, reply: ClipReply) -> AnswerKind:
+    """A video sticker for a video sticker (when the service could make WebM), a round video
+    note for a (square) video note, an animation for animations and soundless clips, a video
+    otherwise."""
+    if reply.ext == "webm":
+        return "sticker"
+    if clip.kind == "video_note" and reply.width == reply.height:
+        return "video_note"
+    if clip.kind in ("animation", "sticker") or not reply.has_audio:
+        return "animation"
+    return "video"
 
 
 async def _send(
@@ -206,45 +278,21 @@ async def _send(
         fps=reply.fps,
     )
     caption = " ".join([style_label(reply.style, lang), *notes])
-    duration = max(1, round(reply.seconds))
-    name = f"anime_{reply.style}.mp4"
-    if clip.kind == "video_note" and reply.width == reply.height:
-        return await d.delivery.call(
-            target,
-            lambda: bot.send_video_note(
-                target.chat_id,
-                reply.data,
-                duration=duration,
-                length=reply.width,
-                reply_parameters=target.reply_parameters,
-                filename=name,
-            ),
-        )
-    if clip.kind in ("animation", "sticker") or not reply.has_audio:
-        return await d.delivery.call(
-            target,
-            lambda: bot.send_animation(
-                target.chat_id,
-                reply.data,
-                duration=duration,
-                width=reply.width,
-                height=reply.height,
-                caption=caption,
-                reply_parameters=target.reply_parameters,
-                filename=name,
-            ),
-        )
-    return await d.delivery.call(
+    how = _ANSWERS[answer_kind(clip, reply)]
+    send: Callable[..., Awaitable[Message]] = getattr(bot, how.method)
+    media: Any = reply.data
+    if how.method == "send_sticker":  # no filename argument: the name says it is WebM
+        media = InputFile(reply.data, filename=f"anime_{reply.style}.{reply.ext}")
+    sent = await d.delivery.call(
         target,
-        lambda: bot.send_video(
+        lambda: send(
             target.chat_id,
-            reply.data,
-            duration=duration,
-            width=reply.width,
-            height=reply.height,
-            caption=caption,
-            supports_streaming=True,
+            media,
             reply_parameters=target.reply_parameters,
-            filename=name,
+            **how.args(reply, caption),
         ),
     )
+    if not how.captioned and notes:  # a sticker or video note carries no caption
+        with contextlib.suppress(Undeliverable):  # the clip itself arrived
+            await d.delivery.text(bot, target, " ".join(notes))
+    return sent

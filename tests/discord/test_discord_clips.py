@@ -125,6 +125,37 @@ async def test_a_damaged_video_is_a_private_translated_error(
     assert summary.error_kinds == {"damaged_video": 1}
 
 
+@pytest.mark.parametrize(
+    ("name", "kind", "status"), [("a.mp4", "video/mp4", 403), ("a.gif", "image/gif", 404)]
+)
+async def test_a_failed_attachment_download_is_a_translated_error_and_a_row(
+    bot: DiscordFrontEnd,
+    discord_standin: DiscordStandIn,
+    tmp_path: Path,
+    photo: Path,
+    name: str,
+    kind: str,
+    status: int,
+) -> None:
+    """Discord's CDN refuses the download (after deferring for a video, before answering for
+    a GIF): the person gets the translated reason privately, the failure is recorded, and no
+    handler error reaches discord.py."""
+    data = make_mp4(tmp_path / "a.mp4", photo, seconds=1, fps=8).read_bytes()
+    discord_standin.fail_next(r"^GET /attachments/", status=status)
+    record = await discord_standin.invoke_slash(
+        "anime", {}, attachments={"image": (name, data, kind)}, locale="ru"
+    )
+    first = await record.wait_response()
+    if first.thinking:  # a video: deferred before the download, the error follows
+        (reply,) = await record.wait_followups(1, timeout=WAIT_S)
+        assert reply.ephemeral and reply.content == t("dc.error.download", "ru")
+    else:
+        assert first.ephemeral and first.content == t("dc.error.download", "ru")
+    summary = await bot.runtime.db.stats.summary(days=1)
+    assert summary.error_kinds == {"download_failed": 1}
+    assert discord_standin.errors == []
+
+
 async def test_every_clip_request_is_one_usage_row_whatever_its_outcome(
     start_bot: StartBot, discord_standin: DiscordStandIn, tmp_path: Path, photo: Path
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 from core.video import DamagedVideo
 from service.clips import ClipRequest, ClipService, chunk_frames, clip_cost
 from service.convert import ConversionRequest
-from service.errors import QuotaExceeded
+from service.errors import QuotaExceeded, RateLimited
 from service.runtime import Runtime
 from tests.clipgen import make_mp4, probe_output
 from tests.service.helpers import distinct_png, usage_rows
@@ -57,7 +57,7 @@ def clip_cost_of(reply: Any) -> int:
 
 
 def _today() -> str:
-    from service.convert import today_utc
+    from service.admission import today_utc
 
     return today_utc()
 
@@ -151,3 +151,20 @@ def test_cost_is_frames_times_pixels() -> None:
     assert clip_cost(plan, 640 * 480 * 10) == 30
     assert chunk_frames(plan, 640 * 480 * 3, workers=2) == 4  # whole rounds on both cores
     assert chunk_frames(plan, 640 * 480, workers=1) == 1
+
+
+async def test_a_clip_cache_hit_is_free_like_a_photos(
+    make_runtime: MakeRuntime, clip: bytes
+) -> None:
+    """One admission helper for photos and clips: a cache hit gives the rate token back and
+    counts as a cache hit, a computed clip keeps its token."""
+    rt = await make_runtime(rate_burst=2, rate_per_minute=0.001)
+    clips = ClipService(rt.service)
+    await clips.convert(ClipRequest("web", 1, clip))  # one token used
+    for _ in range(3):  # free: the second token stays
+        assert (await clips.convert(ClipRequest("web", 1, clip))).cache_hit
+    hits = rt.service.metrics.cache_hits.labels("web")._value.get()
+    assert hits == 3
+    await rt.service.convert(ConversionRequest("web", 1, distinct_png(3)))  # the second token
+    with pytest.raises(RateLimited):
+        await rt.service.convert(ConversionRequest("web", 1, distinct_png(4)))

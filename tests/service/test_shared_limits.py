@@ -16,9 +16,12 @@ from typing import Any
 
 import pytest
 
-from service.convert import ConversionRequest, today_utc
+from service.admission import today_utc
+from service.clips import ClipRequest
+from service.convert import ConversionRequest
 from service.errors import InternalError, QuotaExceeded, RateLimited
 from service.runtime import Runtime
+from tests.clipgen import make_mp4
 from tests.service.helpers import distinct_png
 from tests.service.test_lifecycle import Recorder, job_of
 
@@ -119,3 +122,68 @@ async def test_a_job_run_again_after_a_worker_died_keeps_one_usage_row(
     await second.service.update_outcome("test", job.request_id, "error", "delivery_failed")
     rows = [r for r in await usage(first) if r["request_id"] == job.request_id]
     assert [(r["status"], r["error_kind"]) for r in rows] == [("error", "delivery_failed")]
+
+
+def clip_of(tmp_path: Path, photos_dir: Path, name: str) -> bytes:
+    """A 12-frame 320x240 clip: 921,600 pixels, 10 photos at `clip_photo_pixels=100_000`."""
+    path = make_mp4(tmp_path / f"{name}.mp4", photos_dir / f"{name}.jpg", seconds=1, fps=12)
+    return path.read_bytes()
+
+
+async def test_the_last_clip_quota_goes_to_one_of_two_workers(
+    shared: StartRuntime, tmp_path: Path, photos_dir: Path
+) -> None:
+    """Each clip takes its whole cost (10) atomically before computing: of two clips racing
+    for a quota of 15, one is converted and one refused. Counting first and adding the cost
+    after the conversion would let both through (20 of 15)."""
+    first = await shared(daily_quota=15, clip_photo_pixels=100_000)
+    second = await shared(daily_quota=15, clip_photo_pixels=100_000)
+    results = await asyncio.gather(
+        first.clips.convert(
+            ClipRequest("test", 1, clip_of(tmp_path, photos_dir, "street_shopfront"))
+        ),
+        second.clips.convert(
+            ClipRequest("test", 1, clip_of(tmp_path, photos_dir, "city_tokyo_tower"))
+        ),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["ClipReply", "QuotaExceeded"]
+    assert await first.db.quota.count(first.db.hash_id("test", 1), today_utc()) == 10
+    rows = await usage(first)
+    assert sorted((r["status"], r["error_kind"]) for r in rows) == [
+        ("ok", None),
+        ("refused", "quota"),
+    ]
+
+
+async def test_a_cancelled_or_failed_clip_gives_its_quota_back(
+    shared: StartRuntime, tmp_path: Path, photos_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = await shared(daily_quota=15, clip_photo_pixels=100_000)
+    user = rt.db.hash_id("test", 1)
+    data = clip_of(tmp_path, photos_dir, "street_shopfront")
+    started = asyncio.Event()
+
+    async def on_frames(done: int, total: int) -> None:
+        started.set()
+
+    task = asyncio.ensure_future(
+        rt.clips.convert(ClipRequest("test", 1, data, on_frames=on_frames))
+    )
+    await asyncio.wait_for(started.wait(), 120)
+    assert await rt.db.quota.count(user, today_utc()) == 10  # taken before computing
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await rt.db.quota.count(user, today_utc()) == 0
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("the encoder broke")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(rt.clips, "_run", broken)
+        with pytest.raises(RuntimeError):
+            await rt.clips.convert(ClipRequest("test", 1, data))
+    assert await rt.db.quota.count(user, today_utc()) == 0
+    assert (await rt.clips.convert(ClipRequest("test", 1, data))).frames == 12
+    assert await rt.db.quota.count(user, today_utc()) == 10

@@ -1365,6 +1365,7 @@ class TelegramStandIn:
             "sendVideo": self._send_video,
             "sendAnimation": self._send_video,
             "sendVideoNote": self._send_video,
+            "sendSticker": self._send_sticker,
             "sendMediaGroup": self._send_media_group,
             "sendChatAction": self._send_chat_action,
             "editMessageText": self._edit_message_text,
@@ -1528,6 +1529,32 @@ class TelegramStandIn:
         caption = self._caption(params) if kind != "video_note" else {}
         (stored,) = self._media(params.get(kind), uploads, kind, ctx, kind, direct=True)
         return self._send(params, {kind: _video_json(stored, kind, params), **caption}, chat)
+
+    async def _send_sticker(
+        self, params: JSONDict, uploads: dict[str, _Upload], ctx: _Ctx
+    ) -> JSONDict:
+        """sendSticker: a file_id or an uploaded .WEBP/.TGS/.WEBM file. An uploaded WebM is
+        held to Telegram's video sticker requirements (see `_video_sticker_size`)."""
+        chat = self._chat(params)
+        (stored,) = self._media(
+            params.get("sticker"), uploads, "sticker", ctx, "sticker", direct=True
+        )
+        name = (stored.file_name or "").lower()
+        is_video = name.endswith(".webm") or stored.mime_type == "video/webm"
+        width, height = _video_sticker_size(stored.data or b"") if is_video else (512, 512)
+        sticker: JSONDict = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "type": "regular",
+            "width": width,
+            "height": height,
+            "is_animated": name.endswith(".tgs"),
+            "is_video": is_video,
+            "file_size": stored.file_size,
+        }
+        if params.get("emoji"):
+            sticker["emoji"] = params["emoji"]
+        return self._send(params, {"sticker": sticker}, chat)
 
     async def _send_media_group(
         self, params: JSONDict, uploads: dict[str, _Upload], ctx: _Ctx
@@ -1732,6 +1759,34 @@ def _check_message(message: Any, where: str) -> None:
 def _without_reply(message: Mapping[str, Any]) -> JSONDict:
     """Telegram nests only one level of reply_to_message."""
     return {k: v for k, v in message.items() if k != "reply_to_message"}
+
+
+def _video_sticker_size(data: bytes) -> tuple[int, int]:
+    """Width and height of a WebM that meets the video sticker requirements
+    (https://core.telegram.org/stickers#video-requirements): VP9, no audio, one side exactly
+    512 px and the other at most 512, at most 3 s and 30 fps, at most 256 KB. A 400 otherwise."""
+    import av
+
+    if len(data) > 256 * 1024:
+        raise _bad("STICKER_VIDEO_BIG")
+    try:
+        with av.open(io.BytesIO(data)) as container:
+            if "webm" not in container.format.name or container.streams.audio:
+                raise _bad("STICKER_VIDEO_INVALID")
+            video = container.streams.video[0]
+            ctx = video.codec_context
+            width, height, codec = ctx.width, ctx.height, ctx.name
+            rate = float(video.average_rate or 0)
+            seconds = container.duration / av.time_base if container.duration else 0.0
+    except ApiError:
+        raise
+    except Exception:
+        raise _bad("STICKER_VIDEO_INVALID") from None
+    if codec != "vp9" or max(width, height) != 512 or rate > 30.01:
+        raise _bad("STICKER_VIDEO_INVALID")
+    if seconds > 3.0 + 1e-3:
+        raise _bad("STICKER_VIDEO_LONG")
+    return width, height
 
 
 def _video_json(stored: StoredFile, kind: str, params: Mapping[str, Any]) -> JSONDict:

@@ -75,3 +75,15 @@ async def test_rate_buckets_refill_and_refund(db: Database) -> None:
     # A caller whose clock is behind does not refill the bucket backwards.
     assert await db.rates.try_acquire("k", 2, 6.0, now=t - 100) > 0
     assert await db.rates.try_acquire("other", 2, 6.0, now=t) == 0.0  # buckets are per key
+
+
+async def test_try_take_of_an_amount_takes_all_or_nothing(db: Database) -> None:
+    assert await db.quota.try_take("u", "d", 10, 4) == 4
+    assert await db.quota.try_take("u", "d", 10, 4) == 8
+    assert await db.quota.try_take("u", "d", 10, 4) is None  # 12 > 10: nothing taken
+    assert await db.quota.count("u", "d") == 8
+    assert await db.quota.try_take("u", "d", 10, 2) == 10
+    assert await db.quota.try_take("u2", "d", 3, 4) is None  # more than the whole quota
+    assert await db.quota.count("u2", "d") == 0
+    assert await db.quota.give_back("u", "d", 4) == 6
+    assert await db.quota.give_back("u", "d", 40) == 0  # never below zero

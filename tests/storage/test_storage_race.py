@@ -18,8 +18,11 @@ LIMIT, BURST, ATTEMPTS = 7, 5, 20
 DEADLINE_S = 60.0
 
 
-async def start_racer(target: Target) -> asyncio.subprocess.Process:
-    args = [str(target.location), str(target.key_file), str(LIMIT), str(BURST), str(ATTEMPTS)]
+async def start_racer(
+    target: Target, limit: int = LIMIT, amount: int = 1
+) -> asyncio.subprocess.Process:
+    args = [str(target.location), str(target.key_file), str(limit), str(BURST), str(ATTEMPTS)]
+    args.append(str(amount))
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         str(RACER),
@@ -58,6 +61,32 @@ async def test_two_processes_racing_never_over_grant(target: Target) -> None:
     assert a["rate"] + b["rate"] == BURST  # type: ignore[operator]
     async with await target.open() as db:
         assert await db.quota.count("racer", "2026-12-03") == LIMIT
+
+
+async def go(*procs: asyncio.subprocess.Process) -> None:
+    for proc in procs:  # all are connected and waiting: let them go together
+        assert proc.stdin is not None
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+
+
+async def test_two_processes_taking_clip_costs_never_over_grant(target: Target) -> None:
+    """A clip takes its whole cost (frames x pixels in photos) in one atomic statement: 40
+    takes of 3 units race for the 19 left of 20, and exactly 6 are granted (18 units)."""
+    limit, amount = 20, 3
+    async with await target.open() as db:
+        await db.quota.try_take("racer", "2026-12-03", limit)  # one unit already used
+    first = await start_racer(target, limit, amount)
+    second = await start_racer(target, limit, amount)
+    await go(first, second)
+    a, b = await asyncio.gather(result(first), result(second))
+
+    assert a["quota"] + b["quota"] == (limit - 1) // amount  # type: ignore[operator]
+    counts = sorted([*a["counts"], *b["counts"]])  # type: ignore[misc]
+    assert counts == list(range(1 + amount, limit + 1, amount))  # each take 3 units, once
+    async with await target.open() as db:
+        assert await db.quota.count("racer", "2026-12-03") == 1 + 6 * amount
+        assert await db.quota.give_back("racer", "2026-12-03", amount) == 1 + 5 * amount
 
 
 async def test_the_check_then_increment_pattern_is_what_try_take_replaces(db: Database) -> None:

@@ -11,7 +11,7 @@ import pytest
 from core.errors import ImageTooLarge
 from i18n import error_message, t
 from tests.clipgen import make_mp4, probe_output
-from tests.standins.telegram_api import private_chat
+from tests.standins.telegram_api import group_chat, private_chat
 from tests.telegram.helpers import ALICE, BORIS, Harness, StartBot, matches, replies_to
 
 
@@ -60,6 +60,26 @@ async def test_an_animation_comes_back_as_an_animation(bot: Harness, photo: Path
     assert (info["frames"], info["audio"]) == (10, None)
 
 
+async def test_reply_anime_to_an_earlier_clip_converts_the_clip(bot: Harness, photo: Path) -> None:
+    """`/anime shinkai` as a reply to a clip in a group (not addressed to the bot, so not
+    converted when sent) converts it in that style, answered under the clip, as a photo's is."""
+    api = bot.api
+    group = group_chat(-5002, "Clips")
+    mp4 = make_mp4(
+        Path(bot.runtime.settings.data_dir) / "r.mp4", photo, seconds=1, fps=8, audio=True
+    ).read_bytes()
+    clip = await api.send_video(ALICE, group, mp4)
+    since = api.mark()
+    await api.send_text(BORIS, group, "/anime shinkai", reply_to=clip)
+    (reply,) = await api.wait_for("sendVideo", replies_to(clip), since=since, timeout=60)
+    assert reply.params["caption"].startswith(t("style.shinkai", "ru"))  # Boris reads Russian
+    info = probe_output(reply.files["video"])
+    assert (info["frames"], info["audio"]) == (8, "aac")
+    (row,) = await bot.rows_of(BORIS)
+    assert (row["status"], row["style"]) == ("ok", "shinkai")
+    assert await bot.rows_of(ALICE) == []
+
+
 async def test_a_video_note_comes_back_round(bot: Harness, tmp_path: Path, photo: Path) -> None:
     api = bot.api
     note = make_mp4(tmp_path / "n.mp4", photo, seconds=1, fps=10, width=240, height=240, audio=True)
@@ -71,14 +91,27 @@ async def test_a_video_note_comes_back_round(bot: Harness, tmp_path: Path, photo
     assert reply.params["length"] == 240
 
 
-async def test_a_video_sticker_is_animated(bot: Harness, tmp_path: Path, photo: Path) -> None:
+async def test_a_video_sticker_comes_back_as_a_video_sticker(
+    bot: Harness, tmp_path: Path, photo: Path
+) -> None:
+    """WebM VP9 as Telegram requires: the longer side exactly 512 px (scaled up from 256x192),
+    at most 3 s (a 4 s sticker is cut, and the note says so in a message of its own), no
+    audio, at most 256 KB (the stand-in refuses a sticker that breaks any of these)."""
     api = bot.api
     webm = make_mp4(
-        tmp_path / "s.webm", photo, seconds=1, fps=10, width=256, height=256, container="webm"
+        tmp_path / "s.webm", photo, seconds=4, fps=10, width=256, height=192, container="webm"
     )
     sent = await api.send_sticker(ALICE, private_chat(ALICE), webm.read_bytes(), is_video=True)
-    (reply,) = await api.wait_for("sendAnimation", replies_to(sent))
-    assert probe_output(reply.files["animation"])["frames"] == 10
+    (reply,) = await api.wait_for("sendSticker", replies_to(sent))
+    sticker = reply.result["sticker"]
+    assert sticker["is_video"] and (sticker["width"], sticker["height"]) == (512, 384)
+    data = reply.files["sticker"]
+    assert len(data) <= 256 * 1024
+    info = probe_output(data)
+    assert (info["codec"], info["audio"], info["frames"]) == ("vp9", None, 30)
+    quoted = replies_to(sent)
+    notes = await api.wait_for("sendMessage", lambda c: quoted(c) and "first" in c.params["text"])
+    assert "first 3 s" in notes[0].params["text"]  # the cut note names the seconds kept
 
 
 async def test_a_damaged_video_gets_a_translated_answer(

@@ -13,6 +13,8 @@ from urllib.parse import unquote
 import aiohttp
 from aiohttp.test_utils import TestClient
 
+from core.errors import ImageTooLarge
+from i18n import error_message
 from tests.clipgen import make_animation, make_mp4, probe_output
 from tests.web.helpers import MakeClient
 
@@ -117,3 +119,32 @@ async def test_a_damaged_clip_is_a_translated_400(
     body = await response.json()
     assert body["code"] in ("damaged_video", "not_video")
     assert body["message"].startswith(("That video is damaged", "I cannot read that file"))
+
+
+async def test_clips_and_photos_each_have_their_own_upload_limit(
+    make_client: MakeClient, tmp_path: Path, photos_dir: Path
+) -> None:
+    """A clip larger than the photo limit is taken (ANIMEBOT_CLIP_MAX_MB is larger); a clip
+    over its own limit is refused with that limit in the translated message, and the page
+    tells both limits to its script."""
+    photo = photos_dir / "street_shopfront.jpg"
+    clip = make_mp4(tmp_path / "c.mp4", photo, seconds=2, fps=12).read_bytes()
+    photo_limit = len(clip) // 2
+    client = await make_client(max_upload_mb=photo_limit / 1024 / 1024, clip_max_mb=3)
+    page = await (await client.get("/")).text()
+    assert f'"clipMaxBytes":{3 * 1024 * 1024}' in page.replace(" ", "")
+    response = await client.post("/api/convert", data=clip_form(clip, "c.mp4"))
+    assert response.status == 200, await response.text()
+    assert probe_output(await response.read())["frames"] == 24
+
+    too_big = clip[:8] + bytes(3 * 1024 * 1024)  # an MP4 header, then more than 3 MB
+    response = await client.post("/api/convert", data=clip_form(too_big, "b.mp4"))
+    assert response.status == 413
+    body = await response.json()
+    limit = ImageTooLarge("clip", limit=3 * 1024 * 1024)
+    assert (body["code"], body["message"]) == ("too_large", error_message(limit, "en"))
+    assert "3 MB" in body["message"]
+    photo_bytes = photo.read_bytes()
+    assert len(photo_bytes) > photo_limit
+    response = await client.post("/api/convert", data=clip_form(photo_bytes, "p.jpg"))
+    assert response.status == 413  # a photo is still held to the photo limit

@@ -60,6 +60,11 @@
     (picked.type || "").startsWith("video/") || picked.type === "image/gif" ||
     picked.type === "image/webp";
 
+  // Clips have a limit of their own (ANIMEBOT_CLIP_MAX_MB), photos theirs.
+  const tooLarge = (picked) => isClip(picked)
+    ? picked.size > config.clipMaxBytes && t("error.too_large_bytes", { limit_mb: config.clipLimitMb })
+    : picked.size > config.maxBytes && t("error.too_large_bytes", { limit_mb: config.limitMb });
+
   function stopPolling() {
     if (poller) clearInterval(poller);
     poller = null;
@@ -167,9 +172,8 @@
       before.src = beforeUrl;
     }
     resetAfter();
-    if (picked.size > config.maxBytes) {
-      showError(t("error.too_large_bytes", { limit_mb: config.limitMb }));
-    }
+    const refusal = tooLarge(picked);
+    if (refusal) showError(refusal);
   }
 
   function useFiles(files) {
@@ -320,8 +324,9 @@
       input.focus();
       return;
     }
-    if (file.size > config.maxBytes) {
-      showError(t("error.too_large_bytes", { limit_mb: config.limitMb }));
+    const refusal = tooLarge(file);
+    if (refusal) {
+      showError(refusal);
       return;
     }
     const data = new FormData();

@@ -6,6 +6,7 @@ from __future__ import annotations
 from telegram import Message, Update
 from telegram.constants import ChatType
 
+from bot.telegram.clips import answer_clip, clip_of
 from bot.telegram.conversion import photo_job
 from bot.telegram.delivery import PLATFORM, Target
 from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
@@ -71,12 +72,18 @@ async def on_media(update: Update, context: Context) -> None:
 
 @tracked_job
 async def on_anime(update: Update, context: Context) -> None:
-    """`/anime [style]` as a reply to an earlier picture."""
+    """`/anime [style]` as a reply to an earlier picture or clip."""
     message, user = update.effective_message, update.effective_user
     if message is None or user is None:
         return
     d = deps(context)
     source: Message | None = message.reply_to_message
+    clip = clip_of(source) if source is not None else None
+    if source is not None and clip is not None:  # converted here, like a clip sent directly
+        taken_in(update, context)
+        target = Target(message.chat_id, user.id, reply_to=source.message_id)
+        await answer_clip(d, context, user, source, clip, _style_of(d, context), target)
+        return
     found = media_of(source)
     if not isinstance(found, Media):  # no picture to convert (source None: found None)
         taken_in(update, context)
@@ -85,11 +92,7 @@ async def on_anime(update: Update, context: Context) -> None:
         await answer(d, context, command_target(message, user), t(key, lang))
         return
     assert source is not None
-    style: str | None = None
-    if context.args:
-        wanted = " ".join(context.args)
-        # A name the bot does not know goes to the service, which answers with the list.
-        style = style_in_text(wanted, d.service.styles()) or context.args[0]
+    style = _style_of(d, context)
     job = photo_job(
         message_key(d, message),
         chat_id=message.chat_id,
@@ -100,6 +103,14 @@ async def on_anime(update: Update, context: Context) -> None:
         style=style,
     )
     await take_in(d, update, context, job)
+
+
+def _style_of(d: Deps, context: Context) -> str | None:
+    """The style `/anime` names. A name the bot does not know goes to the service, which
+    answers with the list."""
+    if not context.args:
+        return None
+    return style_in_text(" ".join(context.args), d.service.styles()) or context.args[0]
 
 
 @tracked
