@@ -237,8 +237,11 @@ class Engine:
         """Everything that determines the output for given pixels and options (for cache keys)."""
         spec = self.resolve(style)
         face = self.registry.face_model_for(spec) if faces else None
+        tuning = ""  # face2paint settings a face model names, when not the defaults
+        if face is not None and (face.color_match != 0.5 or face.exposure_floor):
+            tuning = f"~c{face.color_match:g}e{face.exposure_floor:g}"
         return f"{PIPELINE_VERSION}:{spec.name}@{spec.version}" + (
-            f"+{face.name}@{face.version}" if face else ""
+            f"+{face.name}@{face.version}{tuning}" if face else ""
         )
 
     # -- async API ------------------------------------------------------------------------------
@@ -455,15 +458,17 @@ class Engine:
         styled = self._stylize(self.session(spec), rgb, parts, pass_pixels)
         clock.lap("infer")
         if found and face_spec is not None:
-            from core.face2paint import face2paint
+            from core.face2paint import face2paint, lift_exposure
 
             face_session = self.session(face_spec)
             spans: list[tuple[float, float]] = []  # appended from helper threads
 
+            floor = face_spec.exposure_floor
+
             def stylize_face(crop: RGB) -> RGB:
                 t = time.perf_counter()
                 with self._infer.hold(crop.shape[0] * crop.shape[1]):
-                    out = face_session.run(crop)
+                    out = face_session.run(lift_exposure(crop, floor))
                 spans.append((t, time.perf_counter()))
                 return out
 
@@ -473,6 +478,7 @@ class Engine:
                 found,
                 stylize_face,
                 face_size=self.config.face_size,
+                color_match=face_spec.color_match,
                 map_fn=self._map_fn(parts),
                 in_place=True,  # `styled` is this job's own: no second full-size copy
             )

@@ -32,6 +32,7 @@ __all__ = [
     "crop_box",
     "face2paint",
     "face_crops",
+    "lift_exposure",
     "paste_face",
     "square_crop",
 ]
@@ -193,6 +194,24 @@ def paste_face(
     np.rint(out, out=out)
     np.clip(out, 0, 255, out=out)
     canvas[rows, cols] = out.astype(np.uint8)
+
+
+def lift_exposure(crop: U8, floor: float) -> U8:
+    """A dark face brought up to a face model's training range before it runs (a gamma curve,
+    so nothing clips): a model that saw only well-lit faces draws a dim one as blotches. Only
+    for models whose colour is then fully matched to the scene (`color_match` 1), which puts
+    the person's own light back at low frequencies. `floor`: the mean luminance (0-255) of the
+    crop's central half below which the lift applies; 0 turns it off."""
+    if floor <= 0:
+        return crop
+    h, w = crop.shape[:2]
+    centre = crop[h // 4 : h - h // 4, w // 4 : w - w // 4]
+    lum = float(cv2.cvtColor(centre, cv2.COLOR_RGB2GRAY).mean())
+    if lum >= floor or lum < 1.0:
+        return crop
+    gamma = np.log(floor / 255.0) / np.log(lum / 255.0)
+    table = (255.0 * (np.arange(256) / 255.0) ** gamma).round().clip(0, 255).astype(np.uint8)
+    return np.asarray(cv2.LUT(crop, table), dtype=np.uint8)
 
 
 def face_crops(

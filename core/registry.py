@@ -47,6 +47,20 @@ class StyleSpec:
         return path if path.is_file() else None
 
     @property
+    def color_match(self) -> float:
+        """A face model's: how far its faces' low-frequency colour is pulled to the scene
+        output's (0..1, face2paint). A face model that grades skin its own way (the drawn anime
+        faces are paler than any photo) sets 1.0, so skin keeps the scene's, that is the
+        person's, tone and the face takes only the drawing from its model."""
+        return float(self.meta.get("color_match", 0.5))
+
+    @property
+    def exposure_floor(self) -> float:
+        """A face model's: faces darker than this mean luminance are lifted before it runs
+        (`core.face2paint.lift_exposure`); 0 (the default) never."""
+        return float(self.meta.get("exposure_floor", 0.0))
+
+    @property
     def size_bytes(self) -> int:
         return self.model_file.stat().st_size
 

@@ -25,6 +25,7 @@ PHOTOS = [
     ("multi_face_group6_frontal.jpg", "hayao"),
     ("face_single_lowlight.jpg", "hayao"),
     ("multi_face_three_men_vintage.jpg", "shinkai"),
+    ("multi_face_three_men_vintage.jpg", "paprika"),
     ("street_railroad_crossing.jpg", "hayao"),
     ("landscape_autumn_lake_fuji.jpg", "shinkai"),
 ]
@@ -40,7 +41,9 @@ def main() -> None:
     engine = Engine(config=EngineConfig(workers=1))
     out_dir = HERE / "images"
     out_dir.mkdir(exist_ok=True)
+    seen: set[str] = set()
     for name, style in PHOTOS:
+        stem = Path(name).stem
         data = (shared_dir() / "data" / "photos" / name).read_bytes()
         photo = decode(data)
         plain = decode(engine.convert_sync(data, style=style, faces=False).image.data).rgb
@@ -51,7 +54,11 @@ def main() -> None:
         for panel in panels:
             pieces += [tile(panel), gap]
         strip = np.concatenate(pieces[:-1], axis=1)
-        target = out_dir / f"example_{Path(name).stem}.jpg"
+        # A photo shown in a second style gets the style in its name.
+        target = out_dir / (
+            f"example_{stem}_{style}.jpg" if stem in seen else f"example_{stem}.jpg"
+        )
+        seen.add(stem)
         cv2.imwrite(
             str(target), cv2.cvtColor(strip, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
         )

@@ -143,9 +143,17 @@ def write_card(
         f"{_teacher(meta)} outputs.\n",
         _facts(meta, training_summary(run), command),
         _validation(meta, rows, mean),
-        "## Samples (validation photos: photo | ours | teacher)\n",
-        *_samples(style, shown := [r for r in rows if r["id"] in samples] if samples else rows[:2]),
-        *(_crops(style, shown, previous) if previous is not None else []),
+        *(
+            [
+                "## Samples (validation photos: photo | ours | teacher)\n",
+                *_samples(
+                    style, shown := [r for r in rows if r["id"] in (samples or [])] or rows[:2]
+                ),
+                *(_crops(style, shown, previous) if previous is not None else []),
+            ]
+            if samples != []
+            else [NO_SAMPLES]
+        ),
         extra,
         licence(_teacher(meta)),
     ]
@@ -153,6 +161,11 @@ def write_card(
     path.write_text("\n".join(sections))
     return path
 
+
+NO_SAMPLES = (
+    "## Samples\n\nNone from the pairs: their photos show identifiable people and are not ours to "
+    "redistribute. The notes below show 100% crops of the README's example photos instead.\n"
+)
 
 _DECODER = {
     0: "ReLU decoder convs (the deepest never fired in training, so the 1/4-resolution blocks "
@@ -177,6 +190,11 @@ def _facts(meta: dict[str, Any], train: dict[str, object], command: str) -> str:
             f"{_count(cfg['blocks'], 'inverted-residual block')} (expansion {cfg['expansion']}) "
             f"at 1/4 resolution, {_count(cfg.get('refine', 0), 'refinement block')} at full "
             "resolution, "
+            + (
+                f"{_count(cfg['half_refine'], 'refinement block')} at half resolution, "
+                if cfg.get("half_refine")
+                else ""
+            )
             + (
                 f"{cfg['context']} dilated context blocks at 1/8 resolution "
                 f"(width {cfg.get('context_width', 96)}), "
@@ -287,7 +305,12 @@ def main(argv: list[str] | None = None) -> None:
         help="validation pair ids to show (default: the first two); the portrait grids show "
         "identifiable people and must not be redistributed, so pick others for face styles",
     )
+    ap.add_argument(
+        "--no-samples", action="store_true", help="show no pair images (identifiable people)"
+    )
     a = ap.parse_args(argv)
+    if a.no_samples:
+        a.samples = []
     extra = a.notes.read_text() if a.notes else ""
     command = a.command or f"python -m models.train --style {a.style}"
     print(write_card(a.style, a.run, command, samples=a.samples, extra=extra, previous=a.previous))

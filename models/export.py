@@ -261,6 +261,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--face-style", default=None, help="face model face2paint uses with this scene style"
     )
+    ap.add_argument(
+        "--color-match",
+        type=float,
+        default=None,
+        help="face models: how far face2paint pulls their faces' colour to the scene's (0..1)",
+    )
+    ap.add_argument(
+        "--exposure-floor",
+        type=float,
+        default=None,
+        help="face models: lift faces darker than this mean luminance (0-255) before they run",
+    )
     ap.add_argument("--out", type=Path, default=None, help="default models/weights/<style>")
     ap.add_argument("--gate-db", type=float, default=GATE_DB)
     a = ap.parse_args(argv)
@@ -289,6 +301,10 @@ def main(argv: list[str] | None = None) -> None:
     }
     if a.face_style:
         info["face_style"] = a.face_style
+    if a.color_match is not None:
+        info["color_match"] = a.color_match
+    if a.exposure_floor is not None:
+        info["exposure_floor"] = a.exposure_floor
     result = export_style(
         model,
         style=a.style,

@@ -392,3 +392,48 @@ def test_faces_stylized_side_by_side_paste_exactly_as_one_by_one() -> None:
     with ThreadPoolExecutor(3) as pool:
         side_by_side = fp.face2paint(photo, scene, faces, invert, face_size=256, map_fn=pool.map)
     assert np.array_equal(one_by_one, side_by_side)  # order of pasting kept (small on top)
+
+
+def test_a_dark_face_is_lifted_into_the_face_models_range_without_clipping() -> None:
+    rng = np.random.default_rng(3)
+    dark = rng.integers(20, 110, size=(64, 64, 3)).astype(np.uint8)
+    lifted = fp.lift_exposure(dark, 130.0)
+    centre = cv2.cvtColor(lifted[16:48, 16:48], cv2.COLOR_RGB2GRAY).mean()
+    assert centre == pytest.approx(130.0, abs=6.0)
+    assert lifted.max() < 255  # a gamma curve: nothing saturates
+    order = np.argsort(dark[..., 1].ravel(), kind="stable")
+    assert np.all(np.diff(lifted[..., 1].ravel()[order].astype(int)) >= 0)  # order kept
+    bright = rng.integers(150, 230, size=(64, 64, 3)).astype(np.uint8)
+    assert fp.lift_exposure(bright, 130.0) is bright
+    assert fp.lift_exposure(dark, 0.0) is dark
+
+
+def test_face_models_carry_their_face2paint_settings_into_the_engine(
+    monkeypatch: pytest.MonkeyPatch, photos_dir: Path
+) -> None:
+    from core.engine import Engine, EngineConfig
+    from core.registry import Registry
+    from models import WEIGHTS_DIR
+
+    registry = Registry([WEIGHTS_DIR])
+    anime, kpop = registry.get("face_anime"), registry.get("face_kpop")
+    assert (anime.color_match, anime.exposure_floor) == (1.0, 130.0)
+    assert (kpop.color_match, kpop.exposure_floor) == (0.5, 0.0)  # the defaults
+    assert registry.face_model_for(registry.get("paprika")) == anime
+
+    seen: dict[str, object] = {}
+    original = fp.face2paint
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(fp, "face2paint", spy)
+    engine = Engine(registry, EngineConfig(workers=1))
+    group = (photos_dir / "multi_face_three_men_vintage.jpg").read_bytes()
+    engine.convert_sync(group, style="paprika")
+    assert seen["color_match"] == 1.0
+    engine.convert_sync(group, style="hayao")
+    assert seen["color_match"] == 0.5
+    assert "~c1e130" in engine.model_version("paprika", True)  # settings in the cache key
+    assert "~" not in engine.model_version("hayao", True)
