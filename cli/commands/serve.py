@@ -202,12 +202,20 @@ async def serve(
             if code == 0 and queue is not None:
                 code = await _start_queue(queue.start_workers)
             if code == 0:
-                log.info(
-                    "animebot is serving%s: open %s (front ends: %s)",
-                    f" as {role} on the shared queue" if queue is not None else "",
-                    web.url if web else "-",
-                    ", ".join(name for name, _ in started),
-                )
+                if role == "worker" and queue is not None:
+                    # A worker's listener answers only /healthz, /readyz and /metrics.
+                    log.info(
+                        "animebot is serving as worker on the shared queue: health and "
+                        "metrics on %s",
+                        web.url if web else "-",
+                    )
+                else:
+                    log.info(
+                        "animebot is serving%s: open %s (front ends: %s)",
+                        f" as {role} on the shared queue" if queue is not None else "",
+                        web.url if web else "-",
+                        ", ".join(name for name, _ in started),
+                    )
                 for line in settings.describe():
                     log.debug("setting %s", line)
                 await stop.wait()

@@ -172,6 +172,10 @@ async def test_front_end_and_two_workers_answer_every_web_photo(
     # No job arguments (raw ids) reached the workers' logs.
     assert all(log.count("animebot_job") == 0 for log in worker_logs)
     assert "127.0.0.1" not in "".join(worker_logs).replace("http://127.0.0.1", "")
+    for log, port in zip(worker_logs, ports[1:], strict=True):  # a worker serves no page
+        url = f"http://127.0.0.1:{port}"
+        assert f"as worker on the shared queue: health and metrics on {url}" in log
+        assert "front ends:" not in log
 
 
 async def inflight(session: aiohttp.ClientSession, port: int) -> float:
