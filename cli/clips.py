@@ -66,6 +66,9 @@ def convert_clip(
                 before = job.done
                 job.step(stylize.batch, 4)
                 bar.update(job.done - before)
+            # tqdm draws at most every 0.1 s; the last frames can land inside that window, so
+            # the bar is drawn once more at 100% before it goes.
+            bar.refresh()
         encoded = job.finish()
     except BaseException:
         job.abort()
