@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 
@@ -72,30 +72,36 @@ async def runtime(make_runtime: Callable[..., Awaitable[Runtime]]) -> Runtime:
     return await make_runtime()
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A real PostgreSQL 15 server for the whole session (as `nobody` when we are root)."""
+class _Stoppable(Protocol):
+    def stop(self) -> None: ...
+
+
+_Server = TypeVar("_Server", bound=_Stoppable)
+
+
+def _serving(start: Callable[[], _Server]) -> Iterator[_Server]:
+    """Start a real server for the session, skip with its reason when it cannot start, stop it
+    afterwards."""
     try:
-        server = PostgresServer.start()
+        server = start()
     except ServerUnavailable as exc:
         pytest.skip(str(exc))
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL 15 server for the whole session (as `nobody` when we are root)."""
+    yield from _serving(PostgresServer.start)
 
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """A real redis-server for the whole session (no persistence, temporary directory)."""
-    try:
-        server = RedisServer.start()
-    except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from _serving(RedisServer.start)
 
 
 @pytest.fixture
