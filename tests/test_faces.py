@@ -409,8 +409,11 @@ def test_a_dark_face_is_lifted_into_the_face_models_range_without_clipping() -> 
 
 
 def test_face_models_carry_their_face2paint_settings_into_the_engine(
-    monkeypatch: pytest.MonkeyPatch, photos_dir: Path
+    monkeypatch: pytest.MonkeyPatch, photos_dir: Path, tmp_path: Path
 ) -> None:
+    import json
+    import shutil
+
     from core.engine import Engine, EngineConfig
     from core.registry import Registry
     from models import WEIGHTS_DIR
@@ -419,7 +422,16 @@ def test_face_models_carry_their_face2paint_settings_into_the_engine(
     anime, kpop = registry.get("face_anime"), registry.get("face_kpop")
     assert (anime.color_match, anime.exposure_floor) == (1.0, 130.0)
     assert (kpop.color_match, kpop.exposure_floor) == (0.5, 0.0)  # the defaults
-    assert registry.face_model_for(registry.get("paprika")) == anime
+    for style in ("hayao", "shinkai", "paprika", "hayao_v2", "shinkai_v2"):
+        assert registry.face_model_for(registry.get(style)) == anime  # faces drawn everywhere
+
+    # A models folder whose hayao still pairs with face_kpop: the defaults reach the engine.
+    for name in ("hayao", "face_kpop", "paprika", "face_anime"):
+        shutil.copytree(WEIGHTS_DIR / name, tmp_path / name)
+    meta_path = tmp_path / "hayao" / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["face_style"] = "face_kpop"
+    meta_path.write_text(json.dumps(meta))
 
     seen: dict[str, object] = {}
     original = fp.face2paint
@@ -429,7 +441,7 @@ def test_face_models_carry_their_face2paint_settings_into_the_engine(
         return original(*args, **kwargs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(fp, "face2paint", spy)
-    engine = Engine(registry, EngineConfig(workers=1))
+    engine = Engine(Registry([tmp_path]), EngineConfig(workers=1))
     group = (photos_dir / "multi_face_three_men_vintage.jpg").read_bytes()
     engine.convert_sync(group, style="paprika")
     assert seen["color_match"] == 1.0
