@@ -244,9 +244,7 @@ class JobRunner:
         request = self.clip_request(job, data, outlet.limits, on_frames)
         del data  # the request holds the bytes; the clip service lets them go when done
         reply = await self._converted(job, outlet, self.clips.convert(request))
-        if reply is None or not await self._delivered(
-            job, outlet, outlet.deliver_clip(job, reply)
-        ):
+        if reply is None or not await self._delivered(job, outlet, outlet.deliver_clip(job, reply)):
             return None
         return reply
 

@@ -1,8 +1,9 @@
 """The web outlet: the result goes back to an HTTP request waiting in this process.
 
 The request registers a future under its job's request id (`expect`); the outlet resolves it
-with the reply (a photo's or a clip's), or with the error that says why there is none. A dispatcher that runs the job
-elsewhere resolves the same future when the result comes back (service/queue/).
+with the reply (a photo's or a clip's), or with the error that says why there is none. A
+dispatcher that runs the job elsewhere resolves the same future when the result comes back
+(service/queue/).
 """
 
 from __future__ import annotations
