@@ -12,6 +12,10 @@ on and drops the output.
 
 Results are cached by the upload's bytes + style + options (including the upload limit the
 bit rate was fitted to); the upload itself is never stored.
+
+Front ends do not call this directly: a clip is a job of the job runner (`options["clip"]`,
+service/lifecycle/), which calls `convert` wherever its workers run and hands the reply to the
+outlet (`deliver_clip`), so an accepted clip is a durable row like a photo.
 """
 
 from __future__ import annotations
@@ -119,10 +123,10 @@ def chunk_frames(clip: ClipPlan, photo_pixels: int, workers: int) -> int:
 
 
 class ClipService:
-    """The service's entry point for clips (`runtime.clips`): front ends hand it the bytes and
-    get an MP4 back; it keeps the one usage row of each clip request (also for refusals the
-    front end decides, `refuse`, and deliveries that fail, `undelivered`). Stateless beside the
-    service's engine, database, fair queue and limits."""
+    """The service's entry point for clips (`runner.clips`): the job runner hands it the bytes
+    and gets an MP4 back; it keeps the one usage row of each clip request it converts (also
+    `refuse` and `undelivered` for callers outside the runner). Stateless beside the service's
+    engine, database, fair queue and limits."""
 
     def __init__(self, service: ConversionService) -> None:
         self.service = service
@@ -183,7 +187,10 @@ class ClipService:
                 raise ShuttingDown("shutting down", retry_after_s=RESTART_RETRY_S)
             reply = await self._convert(req, user_hash, row, started)
         except asyncio.CancelledError:
-            await asyncio.shield(self._record(row, "error", "cancelled"))
+            if svc.closing:  # cut short by a shutdown: turned away (a durable job is put off)
+                await asyncio.shield(self._record(row, "refused", ShuttingDown.code))
+            else:
+                await asyncio.shield(self._record(row, "error", "cancelled"))
             raise
         except Refusal as exc:
             await self._record(row, "refused", exc.code)
@@ -344,8 +351,11 @@ class ClipService:
 
     async def _record(self, row: dict[str, Any], status: str, error_kind: str | None) -> None:
         svc = self.service
+        # Turned away by a shutdown: the attempt after the restart adds its outcome beside it.
+        once = error_kind != ShuttingDown.code
         try:
-            await svc.db.usage.record(UsageRecord(status=status, error_kind=error_kind, **row))  # type: ignore[arg-type]
+            record = UsageRecord(status=status, error_kind=error_kind, once=once, **row)  # type: ignore[arg-type]
+            await svc.db.usage.record(record)
         except Exception:
             log.exception("could not record usage for clip %s", row.get("request_id"))
         svc.metrics.requests.labels(row["platform"], status, error_kind or "clip").inc()
