@@ -32,7 +32,6 @@ from functools import partial
 from typing import Any
 
 from core.clipstyle import ClipStylizer
-from core.errors import AnimeBotError
 from core.tiling import MapFn
 from core.video import (
     STICKER_FPS,
@@ -124,9 +123,9 @@ def chunk_frames(clip: ClipPlan, photo_pixels: int, workers: int) -> int:
 
 class ClipService:
     """The service's entry point for clips (`runner.clips`): the job runner hands it the bytes
-    and gets an MP4 back; it keeps the one usage row of each clip request it converts (also
-    `refuse` and `undelivered` for callers outside the runner). Stateless beside the service's
-    engine, database, fair queue and limits."""
+    and gets an MP4 back; it keeps the one usage row of each clip request it converts (the
+    runner keeps those it turns away before, or whose delivery fails, as for photos).
+    Stateless beside the service's engine, database, fair queue and limits."""
 
     def __init__(self, service: ConversionService) -> None:
         self.service = service
@@ -134,42 +133,10 @@ class ClipService:
         self.limits = clip_limits(service)
 
     @property
-    def max_upload_bytes(self) -> int:
-        """The largest clip a person may send (ANIMEBOT_CLIP_MAX_MB)."""
-        return self.service.settings.limits.clip_max_bytes
-
-    @property
     def makes_stickers(self) -> bool:
         """Whether Telegram video stickers can be answered as stickers (this PyAV has VP9);
         otherwise they are answered as animations."""
         return can_make_stickers()
-
-    def is_admin(self, platform: str, user_id: str | int) -> bool:
-        return self.service.is_admin(platform, user_id)
-
-    async def refuse(
-        self,
-        platform: str,
-        user_id: str | int,
-        error: AnimeBotError | str,
-        *,
-        chat_id: str | int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        """The one usage row of a clip request the front end answered itself (too large to
-        fetch, a download that failed): `error` an AnimeBotError or a failure kind."""
-        if isinstance(error, AnimeBotError):
-            status = "refused" if isinstance(error, Refusal) else "error"
-            kind = error.code
-        else:
-            status, kind = "error", error
-        await self.service.record_outcome(
-            platform, user_id, status, kind, chat_id=chat_id, request_id=request_id
-        )
-
-    async def undelivered(self, platform: str, request_id: str, kind: str) -> None:
-        """The converted clip could not be posted: its row says so (never a second row)."""
-        await self.service.update_outcome(platform, request_id, "error", kind)
 
     async def convert(self, req: ClipRequest) -> ClipReply:
         started = time.perf_counter()

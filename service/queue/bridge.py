@@ -68,6 +68,7 @@ def queue_config(settings: Settings) -> QueueConfig:
     return QueueConfig(
         settings.queue_url,
         job_timeout_s=settings.queue_job_timeout_s,
+        clip_timeout_s=settings.queue_clip_timeout_s,
         blob_budget_bytes=settings.db.cache_budget_bytes,
         blob_ttl_s=settings.db.input_ttl_s,
     )
