@@ -12,6 +12,10 @@ on and drops the output.
 
 Results are cached by the upload's bytes + style + options (including the upload limit the
 bit rate was fitted to); the upload itself is never stored.
+
+Front ends do not call this directly: a clip is a job of the job runner (`options["clip"]`,
+service/lifecycle/), which calls `convert` wherever its workers run and hands the reply to the
+outlet (`deliver_clip`), so an accepted clip is a durable row like a photo.
 """
 
 from __future__ import annotations
@@ -28,7 +32,6 @@ from functools import partial
 from typing import Any
 
 from core.clipstyle import ClipStylizer
-from core.errors import AnimeBotError
 from core.tiling import MapFn
 from core.video import (
     STICKER_FPS,
@@ -119,10 +122,10 @@ def chunk_frames(clip: ClipPlan, photo_pixels: int, workers: int) -> int:
 
 
 class ClipService:
-    """The service's entry point for clips (`runtime.clips`): front ends hand it the bytes and
-    get an MP4 back; it keeps the one usage row of each clip request (also for refusals the
-    front end decides, `refuse`, and deliveries that fail, `undelivered`). Stateless beside the
-    service's engine, database, fair queue and limits."""
+    """The service's entry point for clips (`runner.clips`): the job runner hands it the bytes
+    and gets an MP4 back; it keeps the one usage row of each clip request it converts (the
+    runner keeps those it turns away before, or whose delivery fails, as for photos).
+    Stateless beside the service's engine, database, fair queue and limits."""
 
     def __init__(self, service: ConversionService) -> None:
         self.service = service
@@ -130,42 +133,10 @@ class ClipService:
         self.limits = clip_limits(service)
 
     @property
-    def max_upload_bytes(self) -> int:
-        """The largest clip a person may send (ANIMEBOT_CLIP_MAX_MB)."""
-        return self.service.settings.limits.clip_max_bytes
-
-    @property
     def makes_stickers(self) -> bool:
         """Whether Telegram video stickers can be answered as stickers (this PyAV has VP9);
         otherwise they are answered as animations."""
         return can_make_stickers()
-
-    def is_admin(self, platform: str, user_id: str | int) -> bool:
-        return self.service.is_admin(platform, user_id)
-
-    async def refuse(
-        self,
-        platform: str,
-        user_id: str | int,
-        error: AnimeBotError | str,
-        *,
-        chat_id: str | int | None = None,
-        request_id: str | None = None,
-    ) -> None:
-        """The one usage row of a clip request the front end answered itself (too large to
-        fetch, a download that failed): `error` an AnimeBotError or a failure kind."""
-        if isinstance(error, AnimeBotError):
-            status = "refused" if isinstance(error, Refusal) else "error"
-            kind = error.code
-        else:
-            status, kind = "error", error
-        await self.service.record_outcome(
-            platform, user_id, status, kind, chat_id=chat_id, request_id=request_id
-        )
-
-    async def undelivered(self, platform: str, request_id: str, kind: str) -> None:
-        """The converted clip could not be posted: its row says so (never a second row)."""
-        await self.service.update_outcome(platform, request_id, "error", kind)
 
     async def convert(self, req: ClipRequest) -> ClipReply:
         started = time.perf_counter()
@@ -183,7 +154,10 @@ class ClipService:
                 raise ShuttingDown("shutting down", retry_after_s=RESTART_RETRY_S)
             reply = await self._convert(req, user_hash, row, started)
         except asyncio.CancelledError:
-            await asyncio.shield(self._record(row, "error", "cancelled"))
+            if svc.closing:  # cut short by a shutdown: turned away (a durable job is put off)
+                await asyncio.shield(self._record(row, "refused", ShuttingDown.code))
+            else:
+                await asyncio.shield(self._record(row, "error", "cancelled"))
             raise
         except Refusal as exc:
             await self._record(row, "refused", exc.code)
@@ -344,8 +318,11 @@ class ClipService:
 
     async def _record(self, row: dict[str, Any], status: str, error_kind: str | None) -> None:
         svc = self.service
+        # Turned away by a shutdown: the attempt after the restart adds its outcome beside it.
+        once = error_kind != ShuttingDown.code
         try:
-            await svc.db.usage.record(UsageRecord(status=status, error_kind=error_kind, **row))  # type: ignore[arg-type]
+            record = UsageRecord(status=status, error_kind=error_kind, once=once, **row)  # type: ignore[arg-type]
+            await svc.db.usage.record(record)
         except Exception:
             log.exception("could not record usage for clip %s", row.get("request_id"))
         svc.metrics.requests.labels(row["platform"], status, error_kind or "clip").inc()

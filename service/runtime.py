@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -70,11 +69,11 @@ class Runtime:
     queue: QueueFront | None = None
     _purger: asyncio.Task[None] | None = field(default=None, repr=False)
 
-    @cached_property
+    @property
     def clips(self) -> ClipService:
-        """Clips and animated GIFs (service/clips.py): a service entry point of their own
-        beside the job runner, run in this process even with ANIMEBOT_QUEUE set."""
-        return ClipService(self.service)
+        """Clips and animated GIFs (service/clips.py), the job runner's: front ends send clips
+        as jobs (`options["clip"]`); this is for what runs here alone (the CLI, benches)."""
+        return self.runner.clips
 
     @classmethod
     async def start(

@@ -447,6 +447,15 @@ FIELDS: tuple[Field, ...] = (
         "taken over by another worker this long + 10 s after it started",
         _positive,
     ),
+    Field(
+        "ANIMEBOT_QUEUE_CLIP_TIMEOUT_S",
+        "queue_clip_timeout_s",
+        _float,
+        900.0,
+        "with ANIMEBOT_QUEUE: a clip's job running longer is given up (a killed worker's "
+        "clip is taken over as soon as a photo's)",
+        _positive,
+    ),
 )
 
 
@@ -582,6 +591,7 @@ class Settings:
     discord_guild_id: str = ""
     discord_sharded: bool = False
     queue_job_timeout_s: float = 60.0
+    queue_clip_timeout_s: float = 900.0
 
     @property
     def database(self) -> Path:

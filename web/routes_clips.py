@@ -2,15 +2,18 @@
 MP4), and `GET /api/progress/{token}` tells the page how many frames are done, so it can show
 a progress bar while the POST is still running.
 
-The page makes up a random token per upload and sends it as the form field `progress`;
-progress is kept only while that clip converts, and only its visitor can read it.
+A clip is a job of the job runner like a photo (`options["clip"]`): converted in this
+request's task in one process, or by a worker through the shared queue (ANIMEBOT_QUEUE), the
+upload going through the shared blob store and the progress coming back through Redis.
+The page makes up a random token per upload and sends it as the form field `progress`; the
+token names the request's job only while that clip converts, and only its visitor can read it.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -19,10 +22,11 @@ from multidict import MultiDictProxy
 
 import i18n
 from core.errors import AnimeBotError
-from service.clips import ClipReply, ClipRequest
+from service.clips import ClipReply
 from service.errors import InternalError
 from service.lifecycle import Job
-from web.app import WebState, new_reference
+from service.lifecycle.job import CLIP
+from web.app import STATE, WebState, new_reference
 
 log = logging.getLogger("animebot.web")
 
@@ -31,9 +35,9 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 @dataclass
 class ClipProgress:
-    """(visitor, token) -> (frames done, frames in all), for clips converting now."""
+    """(visitor, token) -> the request id of a clip converting now."""
 
-    running: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    running: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 PROGRESS = web.AppKey("animebot_clip_progress", ClipProgress)
@@ -48,8 +52,11 @@ async def progress(request: web.Request) -> web.Response:
     from web.routes_public import visitor_id
 
     user_id, _ = visitor_id(request)
-    found = request.app[PROGRESS].running.get((user_id, request.match_info["token"]))
-    if found is None:
+    request_id = request.app[PROGRESS].running.get((user_id, request.match_info["token"]))
+    if request_id is None:
+        raise web.HTTPNotFound()
+    found = await request.app[STATE].runtime.runner.frames(request_id)
+    if found is None:  # not started yet (or already answered)
         raise web.HTTPNotFound()
     done, total = found
     response = web.json_response({"done": done, "total": total})
@@ -66,43 +73,30 @@ async def convert_clip(
     style: str | None,
     faces: bool | None,
 ) -> web.Response:
-    """The clip branch of `/api/convert`: an MP4, or the same JSON errors as photos. Clips go
-    to the service's clip entry point (`runtime.clips`) in this process, not through the job
-    runner, and with ANIMEBOT_QUEUE set they still run here (see docs/ARCHITECTURE.md)."""
-    from web.routes_public import _error
-
-    user_id, lang = job.user_id, job.lang
+    """The clip branch of `/api/convert`: an MP4, or the same JSON errors as photos."""
+    from web.routes_public import _error, answer
 
     token = form.get("progress")
-    key = (user_id, token) if isinstance(token, str) and _TOKEN.fullmatch(token) else None
+    key = (job.user_id, token) if isinstance(token, str) and _TOKEN.fullmatch(token) else None
     running = request.app[PROGRESS].running
-
-    async def on_frames(done: int, total: int) -> None:
-        if key is not None:
-            running[key] = (done, total)
-
+    options = {**job.options, CLIP: True, "style": style, "faces": faces}
+    job = replace(job, options=options, upload=data)
+    if key is not None:
+        running[key] = job.request_id
     try:
-        reply = await state.runtime.clips.convert(
-            ClipRequest(
-                "web",
-                user_id,
-                data,
-                style=style,
-                faces=faces,
-                on_frames=on_frames,
-                request_id=job.request_id,
-            )
-        )
+        reply = await answer(state, job)
+        if not isinstance(reply, ClipReply):
+            raise TypeError("a clip job answered with a photo")
     except AnimeBotError as exc:
-        return _error(state, lang, exc)
+        return _error(state, job.lang, exc)
     except Exception:
         ref = new_reference()
         log.exception("web clip failed (reference %s)", ref)
-        return _error(state, lang, InternalError(ref))
+        return _error(state, job.lang, InternalError(ref))
     finally:
         if key is not None:
             running.pop(key, None)
-    return clip_response(reply, lang)
+    return clip_response(reply, job.lang)
 
 
 def clip_response(reply: ClipReply, lang: str) -> web.Response:

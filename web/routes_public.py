@@ -28,6 +28,7 @@ from service.convert import ConversionReply
 from service.errors import InternalError, Refusal
 from service.lifecycle import Job
 from service.lifecycle.waiting import KIND as WEB_OUTLET
+from service.lifecycle.waiting import WebReply
 from web import routes_clips, visitor
 from web.app import STATE, WebState, json_error, new_reference
 from web.forms import UnknownFormat, read_form
@@ -303,11 +304,20 @@ async def _convert(request: web.Request, state: WebState, lang: str, user_id: st
 
 
 async def _answer(state: WebState, job: Job) -> ConversionReply:
-    """The job's result through the runner (the web outlet hands it back), or its error."""
-    answer = state.waiting.expect(job.request_id)
+    """The photo's result through the runner (the web outlet hands it back), or its error."""
+    reply = await answer(state, job)
+    if not isinstance(reply, ConversionReply):
+        raise TypeError("a photo job answered with a clip")
+    return reply
+
+
+async def answer(state: WebState, job: Job) -> WebReply:
+    """The job's result through the runner (the web outlet hands it back, from this process
+    or from a worker), or its error."""
+    future = state.waiting.expect(job.request_id)
     try:
         await state.runtime.runner.run(job)
-        return await answer
+        return await future
     finally:
         state.waiting.forget(job.request_id)
 

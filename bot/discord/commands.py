@@ -9,9 +9,8 @@ import discord
 from discord import app_commands
 
 from bot.discord.clips import is_clip_attachment, run_clip
-from bot.discord.context_menu import take_in
 from bot.discord.conversion import PLATFORM, Converter, Origin
-from bot.discord.jobs import anime_job
+from bot.discord.jobs import anime_job, take_in
 from bot.discord.render import fit_file, stats_embed
 from bot.discord.respond import defer_public, send, send_error
 from bot.discord.styles import run_styles
@@ -57,20 +56,10 @@ async def run_anime(
     style: str | None,
     faces: bool | None,
     side_by_side: bool,
-    *,
-    clips: bool = True,
 ) -> None:
-    if clips and is_clip_attachment(image):  # a video or GIF: every frame (bot/discord/clips)
-        await run_clip(
-            converter,
-            interaction,
-            image,
-            style=style,
-            faces=faces,
-            photo_fallback=lambda: run_anime(
-                converter, titles, interaction, image, style, faces, side_by_side, clips=False
-            ),
-        )
+    if is_clip_attachment(image):  # a video or GIF: every frame (bot/discord/clips)
+        options = {"command": "anime", "style": style, "faces": faces}
+        await run_clip(converter, interaction, image, {**options, "side_by_side": side_by_side})
         return
     lang = language(interaction)
     origin = Origin.of(interaction)

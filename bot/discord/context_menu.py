@@ -14,12 +14,11 @@ from discord import app_commands
 
 from bot.discord.clips import is_clip_attachment, run_clip
 from bot.discord.conversion import Converter, looks_like_image
-from bot.discord.jobs import menu_job
+from bot.discord.jobs import menu_job, take_in
 from bot.discord.outlet import MAX_IMAGES
 from bot.discord.respond import defer_public, send_error
 from bot.discord.translator import language, text
 from i18n import t
-from service.lifecycle import AlreadyAccepted, Job
 
 log = logging.getLogger("animebot.discord")
 
@@ -30,19 +29,10 @@ async def run_menu(
     converter: Converter,
     interaction: discord.Interaction[discord.Client],
     message: discord.Message,
-    *,
-    clips: bool = True,
 ) -> None:
-    found = [a for a in message.attachments if is_clip_attachment(a)] if clips else []
+    found = [a for a in message.attachments if is_clip_attachment(a)]
     if found:  # a video or GIF: the first one, every frame (bot/discord/clips)
-        await run_clip(
-            converter,
-            interaction,
-            found[0],
-            style=None,
-            faces=None,
-            photo_fallback=lambda: run_menu(converter, interaction, message, clips=False),
-        )
+        await run_clip(converter, interaction, found[0], {"command": "menu"})
         return
     lang = language(interaction)
     images = [a for a in message.attachments if looks_like_image(a)]
@@ -55,22 +45,6 @@ async def run_menu(
     skipped = {"skipped_over_limit": len(images) - len(chosen), "skipped_not_images": not_images}
     job = menu_job(converter.runner, interaction, lang, thinking_id, chosen, skipped)
     await take_in(converter, interaction, job)
-
-
-async def take_in(
-    converter: Converter, interaction: discord.Interaction[discord.Client], job: Job
-) -> None:
-    """Hand a deferred interaction's job to the runner (stored, then run; the outlet uses the
-    live interaction while it is in this process)."""
-    converter.live[job.request_id] = interaction
-    accepted = None
-    try:
-        accepted = await converter.runner.accept(job)
-    except AlreadyAccepted:  # Discord never delivers an interaction twice
-        log.warning("job %s: already accepted", job.request_id)
-    finally:
-        if accepted is None:
-            converter.live.pop(job.request_id, None)
 
 
 def add_context_menu(tree: app_commands.CommandTree[discord.Client], converter: Converter) -> None:

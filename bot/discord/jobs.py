@@ -2,7 +2,8 @@
 
 Discord cannot deliver an interaction twice, and its token answers follow-ups for 15 minutes
 from the interaction. So right after the deferral ("thinking…") the job is handed to the job
-runner, which stores it: who asked, the attachments (CDN URL, name, size), the options, and
+runner, which stores it: who asked, the attachments (CDN URL, name, size), the options (a
+clip's: `options["clip"]`, bot/discord/clips.py), and
 where the answer goes (application id, interaction token, the thinking message). It is
 deleted once the person has an answer. A shutdown that turns the conversion away or cuts it
 short keeps it, and the person is told, privately, that the picture will be posted when the
@@ -13,14 +14,18 @@ dropped with a recorded failure.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import discord
 
-from bot.discord.conversion import ATTACHMENT, PLATFORM, chat_id
-from service.lifecycle import Job, JobRunner
+from bot.discord.conversion import ATTACHMENT, PLATFORM, Converter, chat_id
+from service.lifecycle import AlreadyAccepted, Job, JobRunner
+from service.lifecycle.job import CLIP
 from service.lifecycle.runner import BATCH
+
+log = logging.getLogger("animebot.discord")
 
 TOKEN_LIFETIME_S = 15 * 60  # an interaction token answers follow-ups this long
 RESUME_WITHIN_S = TOKEN_LIFETIME_S - 60  # a minute left to convert and post
@@ -66,6 +71,27 @@ def anime_job(
         thinking_id,
         source=_attachment(image),
         options={"command": "anime", **options, "fmt": "jpeg"},
+    )
+
+
+def clip_job(
+    runner: JobRunner,
+    interaction: discord.Interaction[discord.Client],
+    lang: str,
+    thinking_id: int | None,
+    clip: discord.Attachment,
+    options: dict[str, Any],
+) -> Job:
+    """A deferred `/anime` or Anime-fy on a video or GIF: every frame, one answer. A GIF may
+    be a still picture (converted as a photo then) and comes back as a GIF when that fits."""
+    gif = (clip.content_type or "").lower() == "image/gif" or clip.filename.lower().endswith(".gif")
+    return _job(
+        runner,
+        interaction,
+        lang,
+        thinking_id,
+        source=_attachment(clip),
+        options={**options, CLIP: True, "gif": gif, "still_as_photo": gif, "fmt": "jpeg"},
     )
 
 
@@ -115,3 +141,19 @@ def _job(
             "filesize_limit": interaction.filesize_limit,
         },
     )
+
+
+async def take_in(
+    converter: Converter, interaction: discord.Interaction[discord.Client], job: Job
+) -> None:
+    """Hand a deferred interaction's job to the runner (stored, then run; the outlet uses the
+    live interaction while it is in this process)."""
+    converter.live[job.request_id] = interaction
+    accepted = None
+    try:
+        accepted = await converter.runner.accept(job)
+    except AlreadyAccepted:  # Discord never delivers an interaction twice
+        log.warning("job %s: already accepted", job.request_id)
+    finally:
+        if accepted is None:
+            converter.live.pop(job.request_id, None)

@@ -5,17 +5,21 @@ webhook, valid 15 minutes from the interaction) and the id of the public "thinki
 message, so a process that holds only the bot's HTTP session can deliver. When the live
 interaction is in this process (`Live`), it is used as well: the queue status edits the
 deferred response, and errors go the private way discord.py's interaction knows
-(bot/discord/respond.py).
+(bot/discord/respond.py). A clip's percentage edits the deferred response too (by the
+"thinking" message's id from a worker or after a restart), which then makes way for the clip.
 
 Job fields it uses: `outlet = {"kind": "discord", "application_id", "token", "thinking_id",
 "filesize_limit"}`; `source = {"kind": "discord_attachment", "url", "size", "filename",
 "spoiler"}`, or for Anime-fy `{"kind": "batch", "items": [those], "skipped_over_limit",
-"skipped_not_images"}` (several photos, one answer: `deliver_batch`).
+"skipped_not_images"}` (several photos, one answer: `deliver_batch`); a clip's `options["gif"]`
+(a GIF back when it fits).
 """
 
 from __future__ import annotations
 
+import io
 import logging
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import replace
@@ -23,6 +27,7 @@ from typing import Any
 
 import discord
 
+from bot.discord.clips import PROGRESS_INTERVAL_S, caption
 from bot.discord.conversion import PLATFORM, safe_stem
 from bot.discord.jobs import ANSWERED, attachment_source
 from bot.discord.progress import waiting_notice
@@ -30,6 +35,7 @@ from bot.discord.render import MenuOutcome, OutFile, menu_embed, pack, result_em
 from bot.discord.respond import Followup
 from core.errors import AnimeBotError
 from i18n import error_message, t
+from service.clips import ClipReply, ClipService
 from service.convert import ConversionReply
 from service.errors import ShuttingDown
 from service.fairqueue import QueueStatus
@@ -56,7 +62,13 @@ Live = dict[str, discord.Interaction[Any]]  # request id -> the interaction, whi
 
 class DiscordOutlet:
     def __init__(
-        self, job: Job, *, client: discord.Client, titles: dict[str, str], live: Live
+        self,
+        job: Job,
+        *,
+        client: discord.Client,
+        titles: dict[str, str],
+        live: Live,
+        clips: ClipService,
     ) -> None:
         outlet = job.outlet
         thinking = outlet.get("thinking_id")
@@ -68,8 +80,12 @@ class DiscordOutlet:
                 client, int(outlet["application_id"]), str(outlet["token"]), thinking
             )
         limit = int(outlet.get("filesize_limit") or DEFAULT_UPLOAD_LIMIT)
-        self.limits = OutletLimits(max_bytes=limit)
+        self.limits = OutletLimits(max_bytes=limit, clip_max_bytes=limit)
         self._titles = titles
+        self._clips = clips
+        self._percent_shown = -1
+        self._percent_at = -math.inf
+        self._progressed = False  # the deferred response shows a clip's percentage
         self._live = live
         self._started = time.perf_counter()
         self._report = (
@@ -103,6 +119,37 @@ class DiscordOutlet:
         except discord.HTTPException as exc:
             log.warning(
                 "request %s: Discord refused the result (HTTP %s)", job.request_id, exc.status
+            )
+            raise DeliveryFailed("delivery_failed", f"HTTP {exc.status}") from exc
+
+    async def frames(self, job: Job, done: int, total: int) -> None:
+        percent = 100 * done // max(1, total)
+        now = time.monotonic()
+        if percent == self._percent_shown or now - self._percent_at < PROGRESS_INTERVAL_S:
+            return
+        self._percent_at = now
+        if await self.followup.progress(t("clip.progress", job.lang, percent=percent)):
+            self._percent_shown, self._progressed = percent, True
+
+    async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
+        limit = self.limits.max_bytes or DEFAULT_UPLOAD_LIMIT
+        body, ext = reply.data, reply.ext
+        if job.option("gif"):  # GIFs play inline on Discord, videos on a click
+            as_gif = await self._clips.as_gif(reply, limit)
+            if as_gif is not None:
+                body, ext = as_gif, "gif"
+        if len(body) > limit:
+            log.info("request %s: clip cannot fit %d bytes", job.request_id, limit)
+            raise DeliveryFailed("result_too_large")
+        name = f"anime-{safe_stem(str(job.source.get('filename') or 'clip'), 'clip')}.{ext}"
+        file = discord.File(io.BytesIO(body), filename=name)
+        if self._progressed:  # the progress goes; the clip comes as a message of its own
+            await self.followup.drop_thinking()
+        try:
+            await self.followup.send(content=caption(reply, job.lang), files=[file])
+        except discord.HTTPException as exc:
+            log.warning(
+                "request %s: Discord refused the clip (HTTP %s)", job.request_id, exc.status
             )
             raise DeliveryFailed("delivery_failed", f"HTTP {exc.status}") from exc
 
@@ -238,7 +285,7 @@ def register(runner: JobRunner, client: discord.Client, titles: dict[str, str]) 
     live: Live = {}
 
     def outlet(job: Job) -> DiscordOutlet:
-        return DiscordOutlet(job, client=client, titles=titles, live=live)
+        return DiscordOutlet(job, client=client, titles=titles, live=live, clips=runner.clips)
 
     runner.outlets.register(KIND, outlet)
     runner.upgrades[KIND] = upgrade

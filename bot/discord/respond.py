@@ -121,14 +121,20 @@ class Followup:
         return self._thinking
 
     async def send(
-        self, *, embed: discord.Embed | None = None, files: Sequence[discord.File] = ()
+        self,
+        *,
+        content: str | None = None,
+        embed: discord.Embed | None = None,
+        files: Sequence[discord.File] = (),
     ) -> discord.WebhookMessage:
         """A public follow-up (the first one replaces the "thinking" message)."""
         if self._interaction is not None:
-            sent = await send(self._interaction, embed=embed, files=files)
+            sent = await send(self._interaction, content=content, embed=embed, files=files)
             self.answered = True
             return sent
         kwargs: dict[str, Any] = {"wait": True}
+        if content is not None:
+            kwargs["content"] = content
         if embed is not None:
             kwargs["embed"] = embed
         if files:
@@ -137,6 +143,35 @@ class Followup:
         self._thinking = False
         self.answered = True
         return message
+
+    async def progress(self, text: str) -> bool:
+        """Show `text` in the deferred response (a clip's percentage): the live interaction's
+        original response, or after a restart or on a worker the "thinking" message by its id.
+        Whether it was shown."""
+        try:
+            if self._interaction is not None:
+                await self._interaction.edit_original_response(content=text)
+            elif self.thinking_id is not None:
+                await self.webhook.edit_message(self.thinking_id, content=text)
+            else:
+                return False
+        except discord.HTTPException as exc:  # a status line is never worth failing for
+            log.debug("progress edit failed (HTTP %s)", exc.status)
+            return False
+        return True
+
+    async def drop_thinking(self) -> None:
+        """Delete the deferred response (a progress shown in it), so the answer comes as a
+        message of its own, below any the channel got meanwhile."""
+        try:
+            if self._interaction is not None:
+                await self._interaction.delete_original_response()
+                self._interaction.extras[_PENDING] = False
+            elif self.thinking_id is not None:
+                await self.webhook.delete_message(self.thinking_id)
+                self._thinking = False
+        except discord.HTTPException as exc:
+            log.debug("could not delete the deferred response (HTTP %s)", exc.status)
 
     async def error(self, message: str) -> None:
         """Tell only the person who asked: delete the public "thinking" message first."""

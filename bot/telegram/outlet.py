@@ -2,13 +2,14 @@
 
 Both need only the bot (the token, `telegram.Bot` calls) and the job, so a worker process
 without a running Application can deliver too. The outlet shows the chat action while the job
-runs, one status message while it waits in the queue (bot/telegram/progress.py), the result
-with its buttons, or the translated reason there is none; a job put off by a shutdown turns its
-status message into the "done after the restart" notice.
+runs, one status message while it waits in the queue (bot/telegram/progress.py) and, for a
+clip, the percentage of its frames done, the result with its buttons (a clip in the kind it
+was sent: bot/telegram/clips.py), or the translated reason there is none; a job put off by a
+shutdown turns its status message into the "done after the restart" notice.
 
 Job fields it uses: `outlet = {"kind": "telegram", "chat_id", "reply_to", "status_message_id",
-"as_file", "press"}`, `source = {"kind": "telegram_file", "file_id", "size", "limit"}` or
-`{"kind": "cached", "input_key"}`.
+"as_file", "press"}`, `source = {"kind": "telegram_file", "media", "file_id", "size",
+"limit"}` or `{"kind": "cached", "input_key"}`.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from telegram import Bot
 from telegram.constants import ChatAction
 from telegram.error import BadRequest, TelegramError
 
+from bot.telegram.clips import TELEGRAM_UPLOAD_LIMIT, send_clip
 from bot.telegram.conversion import upgrade
 from bot.telegram.delivery import PLATFORM, Delivery, Target, Undeliverable
 from bot.telegram.inputs import TELEGRAM_DOWNLOAD_LIMIT
@@ -30,6 +32,7 @@ from bot.telegram.progress import ChatActionLoop, StatusMessage
 from bot.telegram.texts import result_caption
 from core.errors import AnimeBotError, ImageTooLarge
 from i18n import error_message, t
+from service.clips import ClipReply
 from service.convert import ConversionReply
 from service.errors import ShuttingDown
 from service.fairqueue import QueueStatus
@@ -48,7 +51,8 @@ from service.lifecycle.runner import Expired
 log = logging.getLogger("animebot.telegram")
 
 KIND = PLATFORM
-LIMITS = OutletLimits(formats=("jpeg", "png"))  # larger results go as a file (Delivery)
+# Larger photos go as a file (Delivery); a clip's bit rate fits the bots' upload limit.
+LIMITS = OutletLimits(formats=("jpeg", "png"), clip_max_bytes=TELEGRAM_UPLOAD_LIMIT)
 
 Language = Callable[[int, str], Awaitable[str]]
 
@@ -100,7 +104,10 @@ class TelegramOutlet:
             message_id=job.outlet.get("status_message_id"),
             on_sent=remember,
         )
+        self.clip = job.is_clip
         action = ChatAction.UPLOAD_DOCUMENT if self.as_file else ChatAction.UPLOAD_PHOTO
+        if self.clip:
+            action = ChatAction.UPLOAD_VIDEO
         self.action = ChatActionLoop(bot, self.target.chat_id, action)
 
     async def _read_language(self, job: Job) -> None:
@@ -118,6 +125,8 @@ class TelegramOutlet:
         if refused is not None:  # blocked: nothing is downloaded or converted for this chat
             kind = "delivery_blocked" if "blocked" in str(refused).lower() else "delivery_forbidden"
             raise DeliveryFailed(kind, str(refused))
+        if self.clip:  # a clip takes a while: its percentage from the start
+            await self.status.frames(0, 1)
 
     async def notify(self, job: Job, status: QueueStatus) -> None:
         await self.status.update(status)
@@ -142,6 +151,19 @@ class TelegramOutlet:
             raise DeliveryFailed(exc.kind, str(exc)) from exc
         except TelegramError as exc:  # a 400, or still failing after the retries
             log.warning("request %s: result not delivered: %s", job.request_id, exc)
+            raise DeliveryFailed("delivery_failed", str(exc)) from exc
+
+    async def frames(self, job: Job, done: int, total: int) -> None:
+        await self.status.frames(done, total)
+
+    async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
+        media = str(job.source.get("media") or "video")
+        try:
+            await send_clip(self._delivery, self._bot, self.target, media, reply, self.lang)
+        except Undeliverable as exc:
+            raise DeliveryFailed(exc.kind, str(exc)) from exc
+        except TelegramError as exc:  # a 400, or still failing after the retries
+            log.warning("request %s: clip not delivered: %s", job.request_id, exc)
             raise DeliveryFailed("delivery_failed", str(exc)) from exc
 
     async def fail(self, job: Job, error: AnimeBotError) -> None:

@@ -7,6 +7,9 @@
   report, edited at most once per `min_interval_s` with the latest one, and deleted when the
   result is out. A photo converted at once (the usual case, about a second) gets no status
   message at all: nothing flashes up, and no Telegram request is spent on it.
+- A clip's job shows the percentage of frames done in that same message ("Animating your
+  clip… N%", `frames`), from the start (0%) to the end, edited at most once per
+  `min_interval_s`, whichever process converts it.
 - A job resumed after a restart adopts the message an earlier run left (a status message or
   the "restarting" notice): it is edited as the job moves and deleted with the result, so no
   stale "in the queue" stays behind. `replace()` turns the message into a final notice.
@@ -110,6 +113,7 @@ class StatusMessage:
         self._others: set[int] = set()  # posted by another process for this request
         self._shown: str | None = None
         self._latest: QueueStatus | None = None
+        self._percent: int | None = None  # a clip's frames done, once it reported some
         self._last_edit = -math.inf
         self._timer: asyncio.Task[None] | None = None
         self._started = message_id is not None  # a message was sent, or is being sent
@@ -129,12 +133,30 @@ class StatusMessage:
         seconds = max(1, math.ceil(status.eta_s))
         return t("tg.status.queued", self._lang, position=status.position, seconds=seconds)
 
+    def current_text(self) -> str | None:
+        """What the message should say now: a clip's percentage once it has one, else the
+        queue status (None before either)."""
+        if self._percent is not None:
+            return t("clip.progress", self._lang, percent=self._percent)
+        return None if self._latest is None else self.text(self._latest)
+
     async def update(self, status: QueueStatus) -> None:
         if self._closed:
             return
         self._latest = status
         if not self._started and status.position <= 0:
             return  # starting now: a message would only flash up
+        await self._changed()
+
+    async def frames(self, done: int, total: int) -> None:
+        """A clip's progress: shown from the first report on (0% included: a clip takes
+        long enough to say so), as a percentage of the frames."""
+        if self._closed:
+            return
+        self._percent = 100 * max(0, done) // max(1, total)
+        await self._changed()
+
+    async def _changed(self) -> None:
         self._started = True
         wait = self._last_edit + self._min_interval_s - self._clock()
         if wait > 0:
@@ -149,10 +171,8 @@ class StatusMessage:
 
     async def _flush(self) -> None:
         async with self._lock:
-            if self._closed or self._latest is None:
-                return
-            text = self.text(self._latest)
-            if text == self._shown:
+            text = None if self._closed else self.current_text()
+            if text is None or text == self._shown:
                 return
             try:
                 if not await self._show(text):  # the job was answered meanwhile

@@ -25,6 +25,10 @@ class Dispatcher(Protocol):
     async def depth(self) -> int:
         """Jobs waiting for a worker."""
 
+    async def frames(self, request_id: str) -> tuple[int, int] | None:
+        """A clip's progress (frames done, frames in all) wherever it runs; None before its
+        first report or after its end."""
+
     async def workers(self) -> int:
         """Conversions that can run at once."""
 
@@ -55,6 +59,9 @@ class LocalDispatcher:
 
     async def depth(self) -> int:
         return self.runner.service.queue.waiting
+
+    async def frames(self, request_id: str) -> tuple[int, int] | None:
+        return self.runner.last_frames(request_id)
 
     async def workers(self) -> int:
         return self.runner.service.queue.workers

@@ -9,6 +9,13 @@ Source kinds (`source["kind"]`): "upload" (bytes in `upload`), "cached" (`input_
 in the input cache, e.g. a button's "another style"), "telegram_file" (`file_id`, `size`),
 "discord_attachment" (`url`, `size`, `filename`). A source may carry `limit`: the largest file
 the platform lets a bot fetch, checked before anything is downloaded.
+
+A clip (a video, an animated GIF, a video note or sticker) is a job like a photo, with
+`options["clip"] = True` (`is_clip`): the runner converts it through the clip service
+(`ClipService`) and hands it to the outlet's `deliver_clip`. Clip options: `sticker` (a
+Telegram video sticker: answered as one when this machine can encode VP9), `still_as_photo`
+(a GIF that may turn out to be one picture: then converted as a photo), `gif` (a GIF back
+when it fits, for Discord).
 """
 
 from __future__ import annotations
@@ -80,3 +87,11 @@ class Job:
 
     def option(self, name: str, default: Any = None) -> Any:
         return self.options.get(name, default)
+
+    @property
+    def is_clip(self) -> bool:
+        """Every frame converted (a video or an animation), not a photo."""
+        return bool(self.options.get(CLIP))
+
+
+CLIP = "clip"  # the option that makes a job a clip's

@@ -15,6 +15,7 @@ from service.fairqueue import QueueStatus
 
 if TYPE_CHECKING:
     from core.errors import AnimeBotError
+    from service.clips import ClipReply
     from service.convert import ConversionReply
     from service.lifecycle.job import Job
 
@@ -26,6 +27,8 @@ class OutletLimits:
     max_bytes: int | None = None
     max_side: int | None = None
     formats: tuple[str, ...] = ("jpeg", "png", "webp")
+    # The largest clip the platform takes from a bot (0: no limit); the bit rate fits it.
+    clip_max_bytes: int = 0
 
 
 class DeliveryFailed(Exception):
@@ -50,6 +53,13 @@ class Outlet(Protocol):
 
     async def deliver(self, job: Job, reply: ConversionReply) -> None:
         """Hand the result over; DeliveryFailed when the platform refuses it."""
+
+    async def frames(self, job: Job, done: int, total: int) -> None:
+        """A clip's progress: `done` of `total` frames converted (a percentage shown)."""
+
+    async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
+        """Hand a converted clip over, in the kind the person sent (a video, a round video
+        note, a sticker, a GIF); DeliveryFailed when the platform refuses it."""
 
     async def fail(self, job: Job, error: AnimeBotError) -> None:
         """Tell the person, translated, why there is no result."""

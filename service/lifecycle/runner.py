@@ -3,8 +3,9 @@
 Front half, `accept(job)`, where the update arrived: the admin decision, the size check
 (before anything is downloaded), the durable row, then `dispatcher.dispatch(job)`.
 Worker half, `execute(job)`, wherever a worker runs: fetch the photo, convert it (the
-service: decode once, cache, quota, fair queue, engine, encoded once to the outlet's limits),
-deliver, and the bookkeeping: exactly one usage row per request (a failed delivery updates
+service: decode once, cache, quota, fair queue, engine, encoded once to the outlet's limits;
+a clip through the clip service, its progress in frames to the outlet), deliver, and the
+bookkeeping: exactly one usage row per request (a failed delivery updates
 it), the durable row finished once the person has an answer, or kept when a shutdown puts the
 job off. In-flight work is tracked here, so a drain waits for it.
 """
@@ -13,11 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from core.errors import AnimeBotError, ImageTooLarge
+from core.video import looks_like_clip
+from service.clips import ClipReply, ClipRequest, ClipService, FramesCallback
 from service.convert import ConversionReply, ConversionRequest, ConversionService
 from service.errors import InternalError, Refusal, ShuttingDown
 from service.fairqueue import RESTART_RETRY_S, ProgressCallback, QueueStatus
@@ -40,6 +43,9 @@ log = logging.getLogger("animebot.lifecycle")
 NOTICE_S = 3.0  # cut short by a shutdown: at most this long to tell the person
 STATUS_KEPT = 10_000  # last queue reports remembered for `position`
 
+T = TypeVar("T")
+Reply = ConversionReply | ClipReply
+
 
 class _PutOff(Exception):
     """A shutdown turned the job away: keep it (durable) for the next start."""
@@ -51,7 +57,10 @@ class JobRunner:
         self.outlets = Outlets()
         self.fetchers = Fetchers()
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(self)
+        # Clips and animated GIFs (service/clips.py): quota, cache, fair queue by frames.
+        self.clips = ClipService(service)
         self._status: dict[str, QueueStatus] = {}
+        self._frames: dict[str, tuple[int, int]] = {}  # clips running here: frames done, all
         self._running: dict[asyncio.Task[Any], str] = {}  # task -> its job's platform
         # platform -> how to read a job row an earlier version of its front end stored
         self.upgrades: dict[str, Callable[[Job], Job]] = {}
@@ -104,8 +113,10 @@ class JobRunner:
         await self._refuse(job, self.outlets.outlet_for(job), error)
 
     def upload_limit(self, job: Job) -> int:
-        """The largest photo this job may bring: ours, or the platform's download cap."""
-        limit = self.service.settings.max_upload_bytes
+        """The largest photo (or clip) this job may bring: ours, or the platform's download
+        cap."""
+        settings = self.service.settings
+        limit = settings.limits.clip_max_bytes if job.is_clip else settings.max_upload_bytes
         platform_cap = job.source.get("limit")
         return min(limit, platform_cap) if isinstance(platform_cap, int) else limit
 
@@ -136,7 +147,7 @@ class JobRunner:
 
     # -- the worker half ------------------------------------------------------------------------
 
-    async def execute(self, job: Job) -> ConversionReply | None:
+    async def execute(self, job: Job) -> Reply | None:
         """Answer the job: its result, or the reason why not. Never raises except
         cancellation. The reply when one was delivered."""
         task = asyncio.current_task()
@@ -148,11 +159,12 @@ class JobRunner:
             if task is not None:
                 self._running.pop(task, None)
             self._status.pop(job.request_id, None)
+            self._frames.pop(job.request_id, None)
 
-    async def _answer(self, job: Job) -> ConversionReply | None:
+    async def _answer(self, job: Job) -> Reply | None:
         outlet = self.outlets.outlet_for(job)
         answered = finishing = False
-        reply: ConversionReply | None = None
+        reply: Reply | None = None
         try:
             try:
                 reply = await self._execute(job, outlet)
@@ -178,7 +190,7 @@ class JobRunner:
             raise
         return reply
 
-    async def _execute(self, job: Job, outlet: Outlet) -> ConversionReply | None:
+    async def _execute(self, job: Job, outlet: Outlet) -> Reply | None:
         if self.service.closing:  # before spending a download on it
             if job.durable:
                 await self._record(job, "refused", ShuttingDown.code)
@@ -206,11 +218,47 @@ class JobRunner:
         except AnimeBotError as exc:
             await self._refuse(job, outlet, exc)
             return None
+        if job.is_clip and not await self._still(job, image):
+            return await self._execute_clip(job, outlet, image)
+        request = self.request(
+            job, image, outlet.limits, lambda status: self._progress(job, outlet, status)
+        )
+        reply = await self._converted(job, outlet, self.service.convert(request))
+        if reply is None or not await self._delivered(job, outlet, outlet.deliver(job, reply)):
+            return None
+        return reply
+
+    async def _execute_clip(self, job: Job, outlet: Outlet, data: bytes | None) -> Reply | None:
+        """Every frame through the clip service (its own usage row, quota by frames x pixels,
+        a fair-queue turn per chunk), the progress to the outlet, the clip to `deliver_clip`."""
+        if data is None:  # a clip's bytes are never kept in the input cache
+            log.warning("job %s: a clip job without its bytes", job.request_id)
+            await self._refuse(job, outlet, DownloadFailed("download_failed"))
+            return None
+
+        async def on_frames(done: int, total: int) -> None:
+            if len(self._frames) < STATUS_KEPT:
+                self._frames[job.request_id] = (done, total)
+            await outlet.frames(job, done, total)
+
+        request = self.clip_request(job, data, outlet.limits, on_frames)
+        del data  # the request holds the bytes; the clip service lets them go when done
+        reply = await self._converted(job, outlet, self.clips.convert(request))
+        if reply is None or not await self._delivered(job, outlet, outlet.deliver_clip(job, reply)):
+            return None
+        return reply
+
+    async def _still(self, job: Job, image: bytes | None) -> bool:
+        """A clip job that may be one picture (a GIF) and is: converted as a photo."""
+        if image is None or not job.option("still_as_photo"):
+            return False
+        return not await asyncio.to_thread(looks_like_clip, image)
+
+    async def _converted(self, job: Job, outlet: Outlet, work: Awaitable[T]) -> T | None:
+        """The service's result, or None when the person was told why not (the service
+        recorded it); a durable job turned away by a shutdown is put off."""
         try:
-            request = self.request(
-                job, image, outlet.limits, lambda status: self._progress(job, outlet, status)
-            )
-            reply = await self.service.convert(request)
+            return await work
         except ShuttingDown:  # turned away while waiting in the queue (recorded)
             if job.durable:
                 raise _PutOff from None
@@ -220,15 +268,19 @@ class JobRunner:
             log.info("job %s: %s", job.request_id, exc.code)
             await self._tell(job, outlet, exc)
             return None
+
+    async def _delivered(self, job: Job, outlet: Outlet, delivery: Awaitable[None]) -> bool:
+        """Whether the result reached the person; if not, the usage row says why (never a
+        second row) and the person is told when they can still be."""
         try:
-            await outlet.deliver(job, reply)
+            await delivery
         except DeliveryFailed as exc:
             log.info("job %s: not delivered (%s)", job.request_id, exc.kind)
             await self.service.update_outcome(job.platform, job.request_id, "error", exc.kind)
             if exc.kind not in {"delivery_blocked", "delivery_forbidden"}:
                 await self._tell(job, outlet, DeliveryError(exc.kind, job.request_id))
-            return None
-        return reply
+            return False
+        return True
 
     async def _execute_batch(self, job: Job, outlet: Outlet) -> None:
         """Several photos answered together (Discord's Anime-fy): each a request of its own,
@@ -340,6 +392,28 @@ class JobRunner:
             request_id=job.request_id,
         )
 
+    def clip_request(
+        self,
+        job: Job,
+        data: bytes,
+        limits: OutletLimits,
+        on_frames: FramesCallback | None = None,
+    ) -> ClipRequest:
+        """The clip service's request for this job, its bit rate fitted to the outlet."""
+        return ClipRequest(
+            job.platform,
+            job.user_id,
+            data,
+            chat_id=job.chat_id,
+            style=job.option("style"),
+            faces=job.option("faces"),
+            max_output_bytes=limits.clip_max_bytes,
+            is_admin=job.admin,
+            sticker=bool(job.option("sticker")) and self.clips.makes_stickers,
+            on_frames=on_frames,
+            request_id=job.request_id,
+        )
+
     async def _fetch(self, job: Job) -> bytes | None:
         if job.source_kind == "cached":
             return None  # the service reads the cached upload itself
@@ -362,6 +436,14 @@ class JobRunner:
 
     def last_status(self, request_id: str) -> QueueStatus | None:
         return self._status.get(request_id)
+
+    def last_frames(self, request_id: str) -> tuple[int, int] | None:
+        """A clip's progress, when it runs in this process."""
+        return self._frames.get(request_id)
+
+    async def frames(self, request_id: str) -> tuple[int, int] | None:
+        """A clip's progress (frames done, frames in all), wherever its job runs."""
+        return await self.dispatcher.frames(request_id)
 
     # -- answers and bookkeeping ----------------------------------------------------------------
 

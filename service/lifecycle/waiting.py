@@ -1,8 +1,9 @@
 """The web outlet: the result goes back to an HTTP request waiting in this process.
 
 The request registers a future under its job's request id (`expect`); the outlet resolves it
-with the reply, or with the error that says why there is none. A dispatcher that runs the job
-elsewhere resolves the same future when the result comes back (service/queue/).
+with the reply (a photo's or a clip's), or with the error that says why there is none. A
+dispatcher that runs the job elsewhere resolves the same future when the result comes back
+(service/queue/).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import asyncio
 from typing import Any
 
 from core.errors import AnimeBotError
+from service.clips import ClipReply
 from service.convert import ConversionReply
 from service.fairqueue import QueueStatus
 from service.lifecycle.job import Job
@@ -18,15 +20,17 @@ from service.lifecycle.outlet import OutletLimits
 
 KIND = "web"
 
+WebReply = ConversionReply | ClipReply
+
 
 class Waiting:
     """Requests of this process waiting for their job's answer, by request id."""
 
     def __init__(self) -> None:
-        self._futures: dict[str, asyncio.Future[ConversionReply]] = {}
+        self._futures: dict[str, asyncio.Future[WebReply]] = {}
 
-    def expect(self, request_id: str) -> asyncio.Future[ConversionReply]:
-        future: asyncio.Future[ConversionReply] = asyncio.get_running_loop().create_future()
+    def expect(self, request_id: str) -> asyncio.Future[WebReply]:
+        future: asyncio.Future[WebReply] = asyncio.get_running_loop().create_future()
         self._futures[request_id] = future
         return future
 
@@ -39,7 +43,7 @@ class Waiting:
         elif not future.cancelled():
             future.exception()  # retrieved: an answer nobody waited for is no error
 
-    def resolve(self, request_id: str, reply: ConversionReply) -> None:
+    def resolve(self, request_id: str, reply: WebReply) -> None:
         future = self._futures.get(request_id)
         if future is not None and not future.done():
             future.set_result(reply)
@@ -49,7 +53,7 @@ class Waiting:
         if future is not None and not future.done():
             future.set_exception(error)
 
-    def answer(self, request_id: str, answer: ConversionReply | AnimeBotError) -> None:
+    def answer(self, request_id: str, answer: WebReply | AnimeBotError) -> None:
         """A result or a refusal that came back from another process (service/queue/)."""
         if isinstance(answer, AnimeBotError):
             self.reject(request_id, answer)
@@ -76,6 +80,12 @@ class WaitingOutlet:
         return None  # the page shows its own "converting…"
 
     async def deliver(self, job: Job, reply: ConversionReply) -> None:
+        self._waiting.resolve(job.request_id, reply)
+
+    async def frames(self, job: Job, done: int, total: int) -> None:
+        return None  # the runner keeps it; the page asks for it (`JobRunner.frames`)
+
+    async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
         self._waiting.resolve(job.request_id, reply)
 
     async def fail(self, job: Job, error: AnimeBotError) -> None:

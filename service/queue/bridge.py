@@ -9,7 +9,8 @@ lost them.
 
 Worker (`QueueBackEnd`): pulls jobs and runs `runner.execute(job)`; every outlet delivers (or
 says why not) at most once per request id through the `DeliveryLedger`; web results go back
-through Redis; shared uploads are fetched from the blob store.
+through Redis (a web clip's progress too, as a small key the front end reads); shared uploads
+are fetched from the blob store.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from redis.exceptions import RedisError
 
 from core.errors import AnimeBotError
+from service.clips import ClipReply
 from service.convert import ConversionReply
 from service.errors import Busy
 from service.fairqueue import QueueStatus
@@ -54,7 +56,7 @@ SWEEP_EVERY_S = 1.0
 POSITION_EVERY_S = 2.0
 MAX_WATCHED = 1000  # jobs whose position a front end keeps showing
 
-WebDelivery = Callable[[str, ConversionReply | AnimeBotError], None]
+WebDelivery = Callable[[str, ConversionReply | ClipReply | AnimeBotError], None]
 BatchDelivery = Callable[
     [Job, Sequence[tuple[Job, ConversionReply | AnimeBotError]]], Awaitable[list[tuple[str, str]]]
 ]
@@ -66,6 +68,7 @@ def queue_config(settings: Settings) -> QueueConfig:
     return QueueConfig(
         settings.queue_url,
         job_timeout_s=settings.queue_job_timeout_s,
+        clip_timeout_s=settings.queue_clip_timeout_s,
         blob_budget_bytes=settings.db.cache_budget_bytes,
         blob_ttl_s=settings.db.input_ttl_s,
     )
@@ -80,6 +83,11 @@ class FrontDispatcher(RedisDispatcher):
     blobs: RedisBlobs
     web_waiting: dict[str, float]  # web jobs of this front end not answered yet: since when
     positions: PositionNotices
+    results: WebResults
+
+    async def frames(self, request_id: str) -> tuple[int, int] | None:
+        """A web clip's progress, as the worker converting it wrote it to Redis."""
+        return await self.results.frames(request_id)
 
     async def dispatch(self, job: QueuedJob) -> None:
         assert isinstance(job, Job)
@@ -131,14 +139,13 @@ class QueueFront:
         self.dispatcher = dispatcher
         self.results = WebResults(dispatcher.redis, self.config, self.front_id)
         self.results.on_result = self._on_web_result
+        dispatcher.results = self.results
         await self.results.start()
         self.runner.dispatcher = dispatcher
         dispatcher.watch(self._pending)
         self._sweeper = asyncio.create_task(self._sweep(), name="animebot-web-sweep")
 
-    def deliver_web_to(
-        self, deliver: Callable[[str, ConversionReply | AnimeBotError], None]
-    ) -> None:
+    def deliver_web_to(self, deliver: WebDelivery) -> None:
         """Where web results coming back through Redis go (the waiting HTTP requests)."""
         self._deliver_web = deliver
 
@@ -269,6 +276,16 @@ class OnceOutlet:
             else:
                 log.info("job %s: answered by an earlier run; not again", job.request_id)
 
+    async def frames(self, job: Job, done: int, total: int) -> None:
+        await self.inner.frames(job, done, total)
+
+    async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
+        async with self.ledger.once(job.request_id, _owner(job)) as first:
+            if first:
+                await self.inner.deliver_clip(job, reply)
+            else:
+                log.info("job %s: answered by an earlier run; not again", job.request_id)
+
     async def fail(self, job: Job, error: AnimeBotError) -> None:
         async with self.ledger.once(job.request_id, _owner(job)) as first:
             if first:
@@ -331,6 +348,12 @@ class RemoteWebOutlet:
         return None
 
     async def deliver(self, job: Job, reply: ConversionReply) -> None:
+        await self.results.publish(str(job.outlet["front"]), job.request_id, reply_to_wire(reply))
+
+    async def frames(self, job: Job, done: int, total: int) -> None:
+        await self.results.set_frames(job.request_id, done, total)
+
+    async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
         await self.results.publish(str(job.outlet["front"]), job.request_id, reply_to_wire(reply))
 
     async def fail(self, job: Job, error: AnimeBotError) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from arq.connections import RedisSettings
 
 QUEUE_FUNCTION = "animebot_job"
+CLIP_FUNCTION = "animebot_clip"  # a clip's job: the same executor, a longer time limit
 
 
 @dataclass(frozen=True)
@@ -17,6 +18,9 @@ class QueueConfig:
     # A job running longer is cancelled and retried; a killed worker's job is taken over
     # job_timeout_s + 10 s after it started (arq's in-progress key expires then).
     job_timeout_s: float = 60.0
+    # A clip's job (every frame of a video) may run this long. A worker refreshes the marks of
+    # the jobs it runs, so a killed worker's clip is taken over as soon as a photo's.
+    clip_timeout_s: float = 900.0
     # Runs of one job (a killed worker's run counts); after the last, the person is told.
     max_runs: int = 3
     heartbeat_s: float = 2.0  # how often a worker says it is alive

@@ -22,7 +22,7 @@ from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
 from redis.exceptions import RedisError
 
-from service.queue.config import QUEUE_FUNCTION, QueueConfig
+from service.queue.config import CLIP_FUNCTION, QUEUE_FUNCTION, QueueConfig
 from service.queue.connection import connect, dumps
 from service.queue.fairness import FairGate
 from service.queue.registry import Fleet, WorkerRegistry
@@ -105,8 +105,11 @@ class RedisDispatcher:
         return True
 
     async def enqueue(self, job_id: str, payload: dict[str, Any]) -> bool:
+        options = payload.get("options")
+        is_clip = isinstance(options, dict) and bool(options.get("clip"))
+        function = CLIP_FUNCTION if is_clip else QUEUE_FUNCTION  # clips may run longer
         job = await self.redis.enqueue_job(
-            QUEUE_FUNCTION, payload, _job_id=job_id, _queue_name=self.config.queue_name
+            function, payload, _job_id=job_id, _queue_name=self.config.queue_name
         )
         return job is not None
 

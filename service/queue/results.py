@@ -4,6 +4,10 @@ The worker stores the result under `web:<request id>` (expiring after `result_tt
 publishes the id on the channel of the front end named in the job's outlet. The front end has
 one subscription per process and resolves the waiting request; it also reads the key itself
 every second, so a message lost with a Redis restart or a reconnection only delays the answer.
+
+A clip's progress goes the same way, as a small key `web-frames:<request id>` ("done total",
+expiring after `FRAMES_TTL_S`) that the worker overwrites after each chunk of frames and the
+front end reads when the page asks (`GET /api/progress/...`).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from service.queue.config import QueueConfig
 log = logging.getLogger("animebot.queue")
 
 RECHECK_S = 1.0
+FRAMES_TTL_S = 120  # a clip's progress key outlives a stalled worker by this much at most
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,23 @@ class WebResults:
             pipe.publish(self.channel(front_id), request_id)
             await pipe.execute()
 
+    async def set_frames(self, request_id: str, done: int, total: int) -> None:
+        """A clip's progress, for the front end whose page shows it."""
+        key = self.config.key("web-frames", request_id)
+        await self.redis.set(key, f"{done} {total}", ex=FRAMES_TTL_S)
+
     # -- front end side ----------------------------------------------------------------------
+    async def frames(self, request_id: str) -> tuple[int, int] | None:
+        """The clip's last progress a worker wrote; None before the first (or Redis away)."""
+        try:
+            raw = await self.redis.get(self.config.key("web-frames", request_id))
+        except Exception:  # a progress bar is worth no failure
+            return None
+        if not raw:
+            return None
+        done, _, total = (raw.decode() if isinstance(raw, bytes) else str(raw)).partition(" ")
+        return int(done), int(total)
+
     async def start(self) -> None:
         pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
         await pubsub.subscribe(self.channel(self.front_id))

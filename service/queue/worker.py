@@ -5,6 +5,11 @@ expires `job_timeout_s + 10` s after the start: a worker killed with SIGKILL (or
 vanished) leaves the key to expire, and another worker takes the job then (at least once). The
 `DeliveryLedger` makes the second run skip a reply already delivered (exactly one reply).
 After each job the person's next held job (service.queue.fairness) is put on the queue.
+
+A clip's job (`CLIP_FUNCTION`) may run up to `clip_timeout_s`; arq would then keep every job's
+in-progress key for that long + 10 s, and a killed worker's photos would wait as long. So the
+key keeps the photos' `job_timeout_s + 10` s, and this worker refreshes it every
+`job_timeout_s / 2` s for each job it runs (`_keep_marked`): taken over as soon as a photo's.
 """
 
 from __future__ import annotations
@@ -18,10 +23,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from arq.connections import ArqRedis
+from arq.constants import in_progress_key_prefix
 from arq.worker import Worker, func
 from redis.exceptions import RedisError
 
-from service.queue.config import QUEUE_FUNCTION, QueueConfig
+from service.queue.config import CLIP_FUNCTION, QUEUE_FUNCTION, QueueConfig
 from service.queue.connection import dumps, loads
 from service.queue.delivery import DeliveryLedger
 from service.queue.dispatcher import RedisDispatcher, fair_key
@@ -85,9 +91,13 @@ class QueueWorker:
             functions=[
                 func(
                     self._run,
-                    name=QUEUE_FUNCTION,
-                    timeout=self.config.job_timeout_s,
+                    name=name,
+                    timeout=timeout_s,
                     max_tries=self.config.max_runs + 1,  # the last one only gives up
+                )
+                for name, timeout_s in (
+                    (QUEUE_FUNCTION, self.config.job_timeout_s),
+                    (CLIP_FUNCTION, max(self.config.job_timeout_s, self.config.clip_timeout_s)),
                 )
             ],
             redis_pool=self.redis,
@@ -101,6 +111,8 @@ class QueueWorker:
             job_serializer=dumps,
             job_deserializer=loads,
         )
+        # Not the longest timeout's: refreshed while a job runs (`_keep_marked`).
+        self._worker.in_progress_timeout_s = self._mark_s
         await self._beat()
         self._beats = asyncio.create_task(self._beat_loop(), name="animebot-worker-heartbeat")
         self._main = asyncio.create_task(self._serve(self._worker), name="animebot-worker")
@@ -140,6 +152,21 @@ class QueueWorker:
                 log.exception("worker %s: the queue loop failed; starting it again", self.worker_id)
                 await asyncio.sleep(RECONNECT_S)
 
+    @property
+    def _mark_s(self) -> float:
+        """How long a job's in-progress key lives unless refreshed."""
+        return self.config.job_timeout_s + 10
+
+    async def _keep_marked(self, job_id: str) -> None:
+        """Keep the job's in-progress key alive while it runs here (never recreates it)."""
+        key = in_progress_key_prefix + job_id
+        while True:
+            await asyncio.sleep(self.config.job_timeout_s / 2)
+            try:
+                await self.redis.set(key, b"1", px=int(self._mark_s * 1000), xx=True)
+            except (RedisError, OSError) as exc:  # the next round tries again
+                log.warning("job %s: in-progress mark not refreshed (%s)", job_id, exc)
+
     async def _run(self, ctx: dict[str, Any], payload: dict[str, Any]) -> None:
         job_id: str = ctx["job_id"]
         attempt: int = ctx["job_try"]
@@ -147,6 +174,7 @@ class QueueWorker:
         self.running += 1
         self._idle.clear()
         started = time.perf_counter()
+        marking = asyncio.create_task(self._keep_marked(job_id), name="animebot-job-mark")
         try:
             if attempt > self.config.max_runs:
                 log.warning("job %s: %d runs used up; giving up", job_id, attempt - 1)
@@ -158,6 +186,9 @@ class QueueWorker:
         except Exception:
             log.exception("job %s: the executor failed", job_id)
         finally:
+            marking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await marking
             self.running -= 1
             self.completed += 1
             if not self.running:

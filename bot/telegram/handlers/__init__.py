@@ -35,7 +35,7 @@ def register(app: Application[Any, Any, Any, Any, Any, Any]) -> None:
     for name, callback in COMMANDS.items():
         app.add_handler(CommandHandler(name, callback, filters=NEW_MESSAGE))
     # before photos: an animation also carries a document
-    app.add_handler(MessageHandler(NEW_MESSAGE & clips.CLIPS & ADDRESSED, clips.on_clip))
+    app.add_handler(MessageHandler(NEW_MESSAGE & clips.CLIPS & ADDRESSED, photos.on_clip))
     app.add_handler(MessageHandler(NEW_MESSAGE & MEDIA & ADDRESSED, photos.on_media))
     app.add_handler(MessageHandler(NEW_MESSAGE & PRIVATE & filters.COMMAND, commands.unknown))
     app.add_handler(MessageHandler(NEW_MESSAGE & PRIVATE & ~MEDIA, photos.on_other))

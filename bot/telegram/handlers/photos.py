@@ -1,12 +1,13 @@
 """Pictures in: photos, image files, static stickers (albums arrive as one message per photo),
-`/anime [style]` in reply to an earlier picture, and a short answer for everything else."""
+clips (videos, animations, video notes, video stickers: bot/telegram/clips.py), `/anime
+[style]` in reply to an earlier picture or clip, and a short answer for everything else."""
 
 from __future__ import annotations
 
 from telegram import Message, Update
 from telegram.constants import ChatType
 
-from bot.telegram.clips import answer_clip, clip_of
+from bot.telegram.clips import clip_job, clip_of
 from bot.telegram.conversion import photo_job
 from bot.telegram.delivery import PLATFORM, Target
 from bot.telegram.deps import Context, Deps, deps, taken_in, tracked, tracked_job
@@ -71,6 +72,32 @@ async def on_media(update: Update, context: Context) -> None:
 
 
 @tracked_job
+async def on_clip(update: Update, context: Context) -> None:
+    """A clip: every frame converted, answered with the same kind of message."""
+    message, user = update.effective_message, update.effective_user
+    if message is None or user is None:
+        return
+    clip = clip_of(message)
+    if clip is None or (
+        message.chat.type != ChatType.PRIVATE
+        and not addressed_to_bot(message.caption, context.bot.username)
+    ):
+        taken_in(update, context)
+        return
+    d = deps(context)
+    job = clip_job(
+        message_key(d, message),
+        chat_id=message.chat_id,
+        user_id=user.id,
+        lang=normalize_language(user.language_code),
+        clip=clip,
+        reply_to=message.message_id,
+        style=style_in_text(message.caption, d.service.styles()),
+    )
+    await take_in(d, update, context, job)
+
+
+@tracked_job
 async def on_anime(update: Update, context: Context) -> None:
     """`/anime [style]` as a reply to an earlier picture or clip."""
     message, user = update.effective_message, update.effective_user
@@ -79,10 +106,17 @@ async def on_anime(update: Update, context: Context) -> None:
     d = deps(context)
     source: Message | None = message.reply_to_message
     clip = clip_of(source) if source is not None else None
-    if source is not None and clip is not None:  # converted here, like a clip sent directly
-        taken_in(update, context)
-        target = Target(message.chat_id, user.id, reply_to=source.message_id)
-        await answer_clip(d, context, user, source, clip, _style_of(d, context), target)
+    if source is not None and clip is not None:  # a job like a clip sent directly
+        job = clip_job(
+            message_key(d, message),
+            chat_id=message.chat_id,
+            user_id=user.id,
+            lang=normalize_language(user.language_code),
+            clip=clip,
+            reply_to=source.message_id,
+            style=_style_of(d, context),
+        )
+        await take_in(d, update, context, job)
         return
     found = media_of(source)
     if not isinstance(found, Media):  # no picture to convert (source None: found None)
