@@ -4,267 +4,189 @@ PostgreSQL.
 Each migration runs in its own transaction together with the version bump (PostgreSQL's DDL is
 transactional too), so a crash or a failing statement leaves the database at the previous
 version, never in between. Two processes starting at once take turns (SQLite's write lock, a
-PostgreSQL advisory lock) and the second finds the work done. Every version has one list of
-statements per engine, with the same tables and columns; PostgreSQL's types are the natural
-ones (BIGINT for milliseconds, an identity column, JSON checked by a cast) and it keeps cache
-bytes in `cache_blobs` (SQLite keeps them in files). Migrations are append-only: never edit a
-released one, add the next version instead.
+PostgreSQL advisory lock) and the second finds the work done. Each version is written once, as
+a function of the engine's `Dialect`: the same tables and columns everywhere, with the
+spellings that differ taken from storage/dialect.py (PostgreSQL's natural types: BIGINT for
+milliseconds, an identity column, JSON checked by a cast; SQLite's STRICT tables). PostgreSQL
+also keeps cache bytes in `cache_blobs` (SQLite keeps them in files). Migrations are
+append-only: never edit a released one, add the next version instead; the dialect's schema
+spellings are part of the released ones, so never change one either (add a new spelling).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from storage.dialect import Dialect
 from storage.errors import SchemaTooNewError
 from storage.sql import Sql, Tx
+
+Statements = Callable[[Dialect], Sequence[str]]
 
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step; `statements` (SQLite) or `postgres` run in order in one transaction."""
+    """One schema step: `statements(dialect)` run in order in one transaction."""
 
     version: int
     description: str
-    statements: tuple[str, ...]
-    postgres: tuple[str, ...] = ()
+    statements: Statements
 
-    def for_dialect(self, dialect: str) -> tuple[str, ...]:
-        return self.postgres if dialect == "postgresql" else self.statements
+    def statements_for(self, dialect: Dialect) -> tuple[str, ...]:
+        return tuple(self.statements(dialect))
+
+
+def _v1(d: Dialect) -> list[str]:
+    cache_blobs = [
+        """CREATE TABLE cache_blobs (
+                key  TEXT PRIMARY KEY REFERENCES cache(key) ON DELETE CASCADE,
+                data BYTEA NOT NULL
+            )"""
+    ]
+    return [
+        f"""CREATE TABLE meta (
+                key   TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ){d.table_options}""",
+        f"""CREATE TABLE usage (
+                id            {d.auto_id},
+                created_at    {d.big_int} NOT NULL,
+                platform      TEXT NOT NULL,
+                user_hash     TEXT,
+                chat_hash     TEXT,
+                style         TEXT,
+                faces         {d.flag} CHECK (faces IN (0, 1)),
+                side_by_side  {d.flag} CHECK (side_by_side IN (0, 1)),
+                input_bytes   {d.big_int} CHECK (input_bytes >= 0),
+                input_w       INTEGER CHECK (input_w >= 0),
+                input_h       INTEGER CHECK (input_h >= 0),
+                output_bytes  {d.big_int} CHECK (output_bytes >= 0),
+                cache_hit     {d.flag} NOT NULL DEFAULT 0 CHECK (cache_hit IN (0, 1)),
+                queue_wait_ms {d.big_int} CHECK (queue_wait_ms >= 0),
+                compute_ms    {d.big_int} CHECK (compute_ms >= 0),
+                status        TEXT NOT NULL CHECK (status IN ('ok', 'error', 'refused')),
+                error_kind    TEXT
+            ){d.table_options}""",
+        "CREATE INDEX usage_created_at ON usage(created_at)",
+        "CREATE INDEX usage_user_hash ON usage(user_hash)",
+        f"""CREATE TABLE cache (
+                key          TEXT PRIMARY KEY,
+                kind         TEXT NOT NULL CHECK (kind IN ('result', 'input')),
+                path         TEXT NOT NULL,
+                size         {d.big_int} NOT NULL CHECK (size >= 0),
+                mime         TEXT NOT NULL,
+                owner_hash   TEXT,
+                created_at   {d.big_int} NOT NULL,
+                last_used_at {d.big_int} NOT NULL,
+                hits         {d.big_int} NOT NULL DEFAULT 0,
+                meta         TEXT NOT NULL DEFAULT '{{}}' CHECK ({d.is_json("meta")})
+            ){d.table_options}""",
+        *(cache_blobs if d.blobs_in_db else []),
+        f"""CREATE TABLE prefs (
+                platform     TEXT NOT NULL,
+                user_hash    TEXT NOT NULL,
+                style        TEXT,
+                faces        {d.flag} CHECK (faces IN (0, 1)),
+                language     TEXT,
+                side_by_side {d.flag} CHECK (side_by_side IN (0, 1)),
+                updated_at   {d.big_int} NOT NULL,
+                PRIMARY KEY (platform, user_hash)
+            ){d.keyed_table_options}""",
+        f"""CREATE TABLE quota (
+                user_hash TEXT NOT NULL,
+                day       TEXT NOT NULL,
+                count     INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
+                PRIMARY KEY (user_hash, day)
+            ){d.keyed_table_options}""",
+    ]
+
+
+def _v2(d: Dialect) -> list[str]:
+    return [
+        f"""CREATE TABLE cache_handles (
+                key        TEXT NOT NULL REFERENCES cache(key) ON DELETE CASCADE,
+                platform   TEXT NOT NULL,
+                handle     TEXT NOT NULL,
+                created_at {d.big_int} NOT NULL,
+                PRIMARY KEY (key, platform)
+            ){d.keyed_table_options}""",
+        "CREATE INDEX cache_last_used_at ON cache(last_used_at)",
+        "CREATE INDEX cache_owner_hash ON cache(owner_hash)",
+    ]
+
+
+def _v3(d: Dialect) -> list[str]:
+    return [
+        "ALTER TABLE usage ADD COLUMN request_id TEXT",
+        "CREATE INDEX usage_request_id ON usage(request_id) WHERE request_id IS NOT NULL",
+        "CREATE INDEX usage_status_created_at ON usage(status, created_at)",
+    ]
+
+
+def _v4(d: Dialect) -> list[str]:
+    return [
+        f"""CREATE TABLE jobs (
+                id         TEXT PRIMARY KEY,
+                platform   TEXT NOT NULL,
+                user_id    TEXT NOT NULL,
+                user_hash  TEXT NOT NULL,
+                chat_id    TEXT,
+                lang       TEXT NOT NULL,
+                source     TEXT NOT NULL DEFAULT '{{}}' CHECK ({d.is_json("source")}),
+                options    TEXT NOT NULL DEFAULT '{{}}' CHECK ({d.is_json("options")}),
+                reply      TEXT NOT NULL DEFAULT '{{}}' CHECK ({d.is_json("reply")}),
+                created_at {d.big_int} NOT NULL,
+                attempts   INTEGER NOT NULL DEFAULT 1 CHECK (attempts >= 0)
+            ){d.table_options}""",
+        "CREATE INDEX jobs_platform_created_at ON jobs(platform, created_at)",
+        "CREATE INDEX jobs_user_hash ON jobs(user_hash)",
+    ]
+
+
+def _v5(d: Dialect) -> list[str]:
+    return [
+        f"""CREATE TABLE rate_limits (
+                key        TEXT PRIMARY KEY,
+                tokens     {d.double} NOT NULL,
+                granted    {d.flag} NOT NULL CHECK (granted IN (0, 1)),
+                updated_at {d.big_int} NOT NULL
+            ){d.keyed_table_options}""",
+        "CREATE INDEX rate_limits_updated_at ON rate_limits(updated_at)",
+    ]
+
+
+def _v6(d: Dialect) -> list[str]:
+    return [
+        "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
+        "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
+    ]
 
 
 MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "initial tables: meta, usage, cache, prefs, quota",
-        (
-            """CREATE TABLE meta (
-                key   TEXT PRIMARY KEY,
-                value TEXT NOT NULL
-            ) STRICT""",
-            """CREATE TABLE usage (
-                id            INTEGER PRIMARY KEY AUTOINCREMENT,
-                created_at    INTEGER NOT NULL,
-                platform      TEXT NOT NULL,
-                user_hash     TEXT,
-                chat_hash     TEXT,
-                style         TEXT,
-                faces         INTEGER CHECK (faces IN (0, 1)),
-                side_by_side  INTEGER CHECK (side_by_side IN (0, 1)),
-                input_bytes   INTEGER CHECK (input_bytes >= 0),
-                input_w       INTEGER CHECK (input_w >= 0),
-                input_h       INTEGER CHECK (input_h >= 0),
-                output_bytes  INTEGER CHECK (output_bytes >= 0),
-                cache_hit     INTEGER NOT NULL DEFAULT 0 CHECK (cache_hit IN (0, 1)),
-                queue_wait_ms INTEGER CHECK (queue_wait_ms >= 0),
-                compute_ms    INTEGER CHECK (compute_ms >= 0),
-                status        TEXT NOT NULL CHECK (status IN ('ok', 'error', 'refused')),
-                error_kind    TEXT
-            ) STRICT""",
-            "CREATE INDEX usage_created_at ON usage(created_at)",
-            "CREATE INDEX usage_user_hash ON usage(user_hash)",
-            """CREATE TABLE cache (
-                key          TEXT PRIMARY KEY,
-                kind         TEXT NOT NULL CHECK (kind IN ('result', 'input')),
-                path         TEXT NOT NULL,
-                size         INTEGER NOT NULL CHECK (size >= 0),
-                mime         TEXT NOT NULL,
-                owner_hash   TEXT,
-                created_at   INTEGER NOT NULL,
-                last_used_at INTEGER NOT NULL,
-                hits         INTEGER NOT NULL DEFAULT 0,
-                meta         TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(meta))
-            ) STRICT""",
-            """CREATE TABLE prefs (
-                platform     TEXT NOT NULL,
-                user_hash    TEXT NOT NULL,
-                style        TEXT,
-                faces        INTEGER CHECK (faces IN (0, 1)),
-                language     TEXT,
-                side_by_side INTEGER CHECK (side_by_side IN (0, 1)),
-                updated_at   INTEGER NOT NULL,
-                PRIMARY KEY (platform, user_hash)
-            ) STRICT, WITHOUT ROWID""",
-            """CREATE TABLE quota (
-                user_hash TEXT NOT NULL,
-                day       TEXT NOT NULL,
-                count     INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
-                PRIMARY KEY (user_hash, day)
-            ) STRICT, WITHOUT ROWID""",
-        ),
-        (
-            """CREATE TABLE meta (
-                key   TEXT PRIMARY KEY,
-                value TEXT NOT NULL
-            )""",
-            """CREATE TABLE usage (
-                id            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                created_at    BIGINT NOT NULL,
-                platform      TEXT NOT NULL,
-                user_hash     TEXT,
-                chat_hash     TEXT,
-                style         TEXT,
-                faces         SMALLINT CHECK (faces IN (0, 1)),
-                side_by_side  SMALLINT CHECK (side_by_side IN (0, 1)),
-                input_bytes   BIGINT CHECK (input_bytes >= 0),
-                input_w       INTEGER CHECK (input_w >= 0),
-                input_h       INTEGER CHECK (input_h >= 0),
-                output_bytes  BIGINT CHECK (output_bytes >= 0),
-                cache_hit     SMALLINT NOT NULL DEFAULT 0 CHECK (cache_hit IN (0, 1)),
-                queue_wait_ms BIGINT CHECK (queue_wait_ms >= 0),
-                compute_ms    BIGINT CHECK (compute_ms >= 0),
-                status        TEXT NOT NULL CHECK (status IN ('ok', 'error', 'refused')),
-                error_kind    TEXT
-            )""",
-            "CREATE INDEX usage_created_at ON usage(created_at)",
-            "CREATE INDEX usage_user_hash ON usage(user_hash)",
-            """CREATE TABLE cache (
-                key          TEXT PRIMARY KEY,
-                kind         TEXT NOT NULL CHECK (kind IN ('result', 'input')),
-                path         TEXT NOT NULL,
-                size         BIGINT NOT NULL CHECK (size >= 0),
-                mime         TEXT NOT NULL,
-                owner_hash   TEXT,
-                created_at   BIGINT NOT NULL,
-                last_used_at BIGINT NOT NULL,
-                hits         BIGINT NOT NULL DEFAULT 0,
-                meta         TEXT NOT NULL DEFAULT '{}' CHECK (meta::jsonb IS NOT NULL)
-            )""",
-            """CREATE TABLE cache_blobs (
-                key  TEXT PRIMARY KEY REFERENCES cache(key) ON DELETE CASCADE,
-                data BYTEA NOT NULL
-            )""",
-            """CREATE TABLE prefs (
-                platform     TEXT NOT NULL,
-                user_hash    TEXT NOT NULL,
-                style        TEXT,
-                faces        SMALLINT CHECK (faces IN (0, 1)),
-                language     TEXT,
-                side_by_side SMALLINT CHECK (side_by_side IN (0, 1)),
-                updated_at   BIGINT NOT NULL,
-                PRIMARY KEY (platform, user_hash)
-            )""",
-            """CREATE TABLE quota (
-                user_hash TEXT NOT NULL,
-                day       TEXT NOT NULL,
-                count     INTEGER NOT NULL DEFAULT 0 CHECK (count >= 0),
-                PRIMARY KEY (user_hash, day)
-            )""",
-        ),
-    ),
+    Migration(1, "initial tables: meta, usage, cache, prefs, quota", _v1),
     Migration(
         2,
         "cache_handles (platform upload ids, so a repeat reply costs no upload); "
         "LRU and owner indexes on cache",
-        (
-            """CREATE TABLE cache_handles (
-                key        TEXT NOT NULL REFERENCES cache(key) ON DELETE CASCADE,
-                platform   TEXT NOT NULL,
-                handle     TEXT NOT NULL,
-                created_at INTEGER NOT NULL,
-                PRIMARY KEY (key, platform)
-            ) STRICT, WITHOUT ROWID""",
-            "CREATE INDEX cache_last_used_at ON cache(last_used_at)",
-            "CREATE INDEX cache_owner_hash ON cache(owner_hash)",
-        ),
-        (
-            """CREATE TABLE cache_handles (
-                key        TEXT NOT NULL REFERENCES cache(key) ON DELETE CASCADE,
-                platform   TEXT NOT NULL,
-                handle     TEXT NOT NULL,
-                created_at BIGINT NOT NULL,
-                PRIMARY KEY (key, platform)
-            )""",
-            "CREATE INDEX cache_last_used_at ON cache(last_used_at)",
-            "CREATE INDEX cache_owner_hash ON cache(owner_hash)",
-        ),
+        _v2,
     ),
     Migration(
-        3,
-        "usage.request_id to correlate a failure with the logs; failure-listing index",
-        (
-            "ALTER TABLE usage ADD COLUMN request_id TEXT",
-            "CREATE INDEX usage_request_id ON usage(request_id) WHERE request_id IS NOT NULL",
-            "CREATE INDEX usage_status_created_at ON usage(status, created_at)",
-        ),
-        (
-            "ALTER TABLE usage ADD COLUMN request_id TEXT",
-            "CREATE INDEX usage_request_id ON usage(request_id) WHERE request_id IS NOT NULL",
-            "CREATE INDEX usage_status_created_at ON usage(status, created_at)",
-        ),
+        3, "usage.request_id to correlate a failure with the logs; failure-listing index", _v3
     ),
     Migration(
-        4,
-        "jobs: accepted requests not answered yet, durable across crashes and restarts",
-        (
-            """CREATE TABLE jobs (
-                id         TEXT PRIMARY KEY,
-                platform   TEXT NOT NULL,
-                user_id    TEXT NOT NULL,
-                user_hash  TEXT NOT NULL,
-                chat_id    TEXT,
-                lang       TEXT NOT NULL,
-                source     TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(source)),
-                options    TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(options)),
-                reply      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(reply)),
-                created_at INTEGER NOT NULL,
-                attempts   INTEGER NOT NULL DEFAULT 1 CHECK (attempts >= 0)
-            ) STRICT""",
-            "CREATE INDEX jobs_platform_created_at ON jobs(platform, created_at)",
-            "CREATE INDEX jobs_user_hash ON jobs(user_hash)",
-        ),
-        (
-            """CREATE TABLE jobs (
-                id         TEXT PRIMARY KEY,
-                platform   TEXT NOT NULL,
-                user_id    TEXT NOT NULL,
-                user_hash  TEXT NOT NULL,
-                chat_id    TEXT,
-                lang       TEXT NOT NULL,
-                source     TEXT NOT NULL DEFAULT '{}' CHECK (source::jsonb IS NOT NULL),
-                options    TEXT NOT NULL DEFAULT '{}' CHECK (options::jsonb IS NOT NULL),
-                reply      TEXT NOT NULL DEFAULT '{}' CHECK (reply::jsonb IS NOT NULL),
-                created_at BIGINT NOT NULL,
-                attempts   INTEGER NOT NULL DEFAULT 1 CHECK (attempts >= 0)
-            )""",
-            "CREATE INDEX jobs_platform_created_at ON jobs(platform, created_at)",
-            "CREATE INDEX jobs_user_hash ON jobs(user_hash)",
-        ),
+        4, "jobs: accepted requests not answered yet, durable across crashes and restarts", _v4
     ),
     Migration(
         5,
         "rate_limits: per-key token buckets shared by every process (front ends and workers)",
-        (
-            """CREATE TABLE rate_limits (
-                key        TEXT PRIMARY KEY,
-                tokens     REAL NOT NULL,
-                granted    INTEGER NOT NULL CHECK (granted IN (0, 1)),
-                updated_at INTEGER NOT NULL
-            ) STRICT, WITHOUT ROWID""",
-            "CREATE INDEX rate_limits_updated_at ON rate_limits(updated_at)",
-        ),
-        (
-            """CREATE TABLE rate_limits (
-                key        TEXT PRIMARY KEY,
-                tokens     DOUBLE PRECISION NOT NULL,
-                granted    SMALLINT NOT NULL CHECK (granted IN (0, 1)),
-                updated_at BIGINT NOT NULL
-            )""",
-            "CREATE INDEX rate_limits_updated_at ON rate_limits(updated_at)",
-        ),
+        _v5,
     ),
     Migration(
         6,
         "usage.outcome_key: one outcome row per request id (a job run again after a worker "
         "died replaces its row); older rows keep NULL",
-        (
-            "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
-            "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
-        ),
-        (
-            "ALTER TABLE usage ADD COLUMN outcome_key TEXT",
-            "CREATE UNIQUE INDEX usage_outcome_key ON usage(outcome_key)",
-        ),
+        _v6,
     ),
 )
 
@@ -343,7 +265,7 @@ async def apply_migrations(
                 raise SchemaTooNewError(sql.name, current, latest)
             if current >= migration.version:
                 continue
-            for statement in migration.for_dialect(dialect):
+            for statement in migration.statements_for(sql.dialect):
                 await tx.execute(statement)
             await _set_version(tx, dialect, migration.version)
         applied.append(migration.version)

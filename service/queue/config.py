@@ -24,7 +24,9 @@ class QueueConfig:
     # Runs of one job (a killed worker's run counts); after the last, the person is told.
     max_runs: int = 3
     heartbeat_s: float = 2.0  # how often a worker says it is alive
-    poll_s: float = 0.1  # how often an idle worker looks at the queue
+    # How often an idle worker looks at the queue when nothing woke it: a queued job wakes every
+    # idle worker at once (the wake channel), so this only bounds the wait for a missed wake-up.
+    poll_s: float = 1.0
     result_ttl_s: float = 300.0  # a web result waits this long for its HTTP request
     blob_ttl_s: float = 24 * 3600.0  # uploads and results shared between machines
     blob_budget_bytes: int = 256 * 1024 * 1024
@@ -32,6 +34,11 @@ class QueueConfig:
     @property
     def queue_name(self) -> str:
         return f"{self.prefix}:queue"
+
+    @property
+    def wake_channel(self) -> str:
+        """Pub/sub channel: a message says a job was queued (service.queue.puller)."""
+        return f"{self.prefix}:queue:wake"
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))

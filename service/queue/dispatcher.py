@@ -111,7 +111,10 @@ class RedisDispatcher:
         job = await self.redis.enqueue_job(
             function, payload, _job_id=job_id, _queue_name=self.config.queue_name
         )
-        return job is not None
+        if job is None:
+            return False
+        await self.redis.publish(self.config.wake_channel, b"")  # idle workers look now
+        return True
 
     async def position(self, job: QueuedJob) -> tuple[int, float | None]:
         """(jobs that start before this one, seconds until its result or None if unknown)."""

@@ -4,7 +4,9 @@ arq keeps a job in the queue until it finished and marks it taken with an in-pro
 expires `job_timeout_s + 10` s after the start: a worker killed with SIGKILL (or a machine that
 vanished) leaves the key to expire, and another worker takes the job then (at least once). The
 `DeliveryLedger` makes the second run skip a reply already delivered (exactly one reply).
-After each job the person's next held job (service.queue.fairness) is put on the queue.
+After each job the person's next held job (service.queue.fairness) is put on the queue. arq's
+loop runs as `Puller` (service.queue.puller): woken when a job is queued instead of polling
+often, and never losing a job slot to a Redis drop.
 
 A clip's job (`CLIP_FUNCTION`) may run up to `clip_timeout_s`; arq would then keep every job's
 in-progress key for that long + 10 s, and a killed worker's photos would wait as long. So the
@@ -24,13 +26,14 @@ from typing import Any, Protocol
 
 from arq.connections import ArqRedis
 from arq.constants import in_progress_key_prefix
-from arq.worker import Worker, func
+from arq.worker import func
 from redis.exceptions import RedisError
 
 from service.queue.config import CLIP_FUNCTION, QUEUE_FUNCTION, QueueConfig
 from service.queue.connection import dumps, loads
 from service.queue.delivery import DeliveryLedger
 from service.queue.dispatcher import RedisDispatcher, fair_key
+from service.queue.puller import Puller, relay_wake_ups
 from service.queue.registry import WorkerInfo
 
 log = logging.getLogger("animebot.worker")
@@ -70,9 +73,10 @@ class QueueWorker:
         self.running = 0
         self.completed = 0
         self._dispatcher: RedisDispatcher | None = None
-        self._worker: Worker | None = None
+        self._worker: Puller | None = None
         self._main: asyncio.Task[None] | None = None
         self._beats: asyncio.Task[None] | None = None
+        self._wake_ups: asyncio.Task[None] | None = None
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -87,7 +91,7 @@ class QueueWorker:
             logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
         self._dispatcher = await RedisDispatcher.connect(self.config)
         self.ledger = DeliveryLedger(self.redis, self.config)
-        self._worker = Worker(
+        self._worker = Puller(
             functions=[
                 func(
                     self._run,
@@ -115,6 +119,10 @@ class QueueWorker:
         self._worker.in_progress_timeout_s = self._mark_s
         await self._beat()
         self._beats = asyncio.create_task(self._beat_loop(), name="animebot-worker-heartbeat")
+        self._wake_ups = asyncio.create_task(
+            relay_wake_ups(self.redis, self.config.wake_channel, self._worker, RECONNECT_S),
+            name="animebot-worker-wake-ups",
+        )
         self._main = asyncio.create_task(self._serve(self._worker), name="animebot-worker")
         log.info("worker %s: %d slot(s)", self.worker_id, self.concurrency)
 
@@ -123,11 +131,17 @@ class QueueWorker:
         worker = self._worker
         if worker is not None:
             worker.allow_pick_jobs = False
+            deadline = time.monotonic() + grace_s
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._idle.wait(), grace_s)
             if self.running:
                 log.warning("worker %s: %d job(s) cut short", self.worker_id, self.running)
-        for task in (self._beats, self._main):
+            # arq ends each job after our function returns (takes it off the queue, drops its
+            # in-progress key): cut short, the job would run again on another worker later.
+            ending = [task for task in worker.tasks.values() if not task.done()]
+            if ending:
+                await asyncio.wait(ending, timeout=max(0.1, deadline - time.monotonic()))
+        for task in (self._beats, self._wake_ups, self._main):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -138,7 +152,7 @@ class QueueWorker:
             await self._dispatcher.close()
             self._dispatcher = None
 
-    async def _serve(self, worker: Worker) -> None:
+    async def _serve(self, worker: Puller) -> None:
         """arq's poll loop, started again whenever Redis drops out (a restart, a failover):
         running jobs carry on meanwhile."""
         while True:

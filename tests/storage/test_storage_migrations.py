@@ -141,7 +141,7 @@ async def test_failed_migration_leaves_previous_version(db_path: Path) -> None:
     db_path.parent.mkdir(parents=True)
     broken = (
         MIGRATIONS[0],
-        Migration(2, "half broken", ("CREATE TABLE extra (x INTEGER) STRICT", "NOT SQL")),
+        Migration(2, "half broken", lambda _: ("CREATE TABLE extra (x INTEGER) STRICT", "NOT SQL")),
     )
     sql = await SqlConnection.open(db_path)
     try:
@@ -205,3 +205,23 @@ async def test_a_file_held_past_the_busy_timeout_is_refused_with_sqlite_busy(
             await Database.open(db_path, busy_timeout_ms=50)
     finally:
         holder.close()
+
+
+async def test_both_engines_get_the_same_tables_and_columns(
+    sqlite_db: Database, pg_db: Database
+) -> None:
+    """Each migration is written once for both engines: only where cache bytes live differs."""
+    lite: dict[str, list[str]] = {}
+    for table in TABLES:
+        rows = await sqlite_db._sql.fetchall(f"SELECT name FROM pragma_table_info('{table}')")
+        lite[table] = sorted(str(r[0]) for r in rows)
+    rows = await pg_db._sql.fetchall(
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = 'public' AND table_name <> 'schema_version'"
+    )
+    pg: dict[str, list[str]] = {}
+    for table, column in rows:
+        pg.setdefault(str(table), []).append(str(column))
+    assert sorted(pg.pop("cache_blobs")) == ["data", "key"]
+    assert {t: sorted(c) for t, c in pg.items()} == lite
+    assert await sqlite_db.schema_version() == await pg_db.schema_version() == LATEST_VERSION
