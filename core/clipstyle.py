@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.faces import Face
 from core.session import RGB, thumbnail
+from core.tiling import CONTEXT, OVERLAP, stylize_tiled, tile_length
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -124,10 +126,14 @@ class ClipStylizer:
     def __call__(self, rgb: RGB) -> RGB:
         return self.batch([rgb])[0]
 
-    def batch(self, frames: list[RGB], map_fn: Callable[..., Iterable[RGB]] = map) -> list[RGB]:
+    def batch(self, frames: list[RGB], map_fn: Callable[..., Iterable[Any]] = map) -> list[RGB]:
         """Frames in order: faces are tracked one frame after another (the tracks carry
         across frames), then the frames are stylized through `map_fn` (side by side when it
-        is an executor's map: frames are independent once the grade and boxes are fixed)."""
+        is an executor's map: frames are independent once the grade and boxes are fixed).
+
+        Frames too large for two to be under inference at once (the engine's pixel budget:
+        1280x720 on 2 workers) would run one at a time, one core idle, so each is cut in
+        halves across its long side that run side by side instead (see `halves`)."""
         if not frames:
             return []
         if self._thumb is None:
@@ -135,11 +141,34 @@ class ClipStylizer:
         boxes = [self._tracks.faces(rgb) if self._tracks is not None else [] for rgb in frames]
         for found in boxes:
             self.faces_seen = max(self.faces_seen, len(found))
-        return list(map_fn(self._render, list(zip(frames, boxes, strict=True))))
+        jobs = list(zip(frames, boxes, strict=True))
+        if map_fn is not map and self.halves(frames[0]) is not None:
+            return [self._render(job, map_fn) for job in jobs]
+        return list(map_fn(self._render, jobs))
 
-    def _render(self, job: tuple[RGB, list[Face]]) -> RGB:
+    def halves(self, rgb: RGB) -> tuple[int, int] | None:
+        """The tile (height, width) that cuts a frame in two across its long side, when two
+        whole frames do not fit the engine's inference budget but two halves (context
+        included) do; None when whole frames can run side by side."""
+        h, w = rgb.shape[:2]
+        budget = self._engine.config.infer_budget
+        if 2 * h * w <= budget:
+            return None
+        m = self.spec.multiple
+        tile = (h, tile_length(w, 2, OVERLAP, m)) if w >= h else (tile_length(h, 2, OVERLAP, m), w)
+        seen = min(h, tile[0] + 2 * CONTEXT) * min(w, tile[1] + 2 * CONTEXT)
+        return tile if 2 * seen <= budget else None
+
+    def _render(
+        self, job: tuple[RGB, list[Face]], map_fn: Callable[..., Iterable[Any]] = map
+    ) -> RGB:
         rgb, found = job
-        styled = self._engine.stylize(self.spec, rgb, thumb=self._thumb)
+        tile = self.halves(rgb) if map_fn is not map else None
+        if tile is None:
+            styled = self._engine.stylize(self.spec, rgb, thumb=self._thumb)
+        else:  # seams cross-faded, at the same place in every frame
+            run = partial(self._engine.stylize, self.spec, thumb=self._thumb)
+            styled = stylize_tiled(run, rgb, tile=tile, map_fn=map_fn)
         if not found or self._face_spec is None:
             return styled
         from core.face2paint import face2paint

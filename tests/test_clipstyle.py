@@ -68,3 +68,41 @@ def test_every_frame_of_a_clip_gets_the_first_frames_grade() -> None:
     assert len(engine.thumbs) == 3
     for thumb in engine.thumbs:
         np.testing.assert_array_equal(thumb, thumbnail(first))
+
+
+class ShapeEngine(Engine):
+    """The real engine, noting the size of every image it stylizes."""
+
+    shapes: list[tuple[int, int]]
+
+    def stylize(self, spec: Any, rgb: Any, *, thumb: Any = None) -> Any:
+        self.shapes.append(rgb.shape[:2])
+        return super().stylize(spec, rgb, thumb=thumb)
+
+
+def test_frames_too_large_to_run_two_at_once_run_in_halves_side_by_side() -> None:
+    """Two whole 96x640 frames exceed a 100,000 pixel budget, two halves with their context
+    (at most 96x432) do not: side by side, each frame is stylized in halves, and the seams do not
+    show (the same pixels as the whole frame, within a level). One at a time (`map`), or
+    when two whole frames fit, frames stay whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(np.tile(base, (1, 5, 1))[:, i : i + 640]) for i in (0, 8)]
+    tight = ShapeEngine(config=EngineConfig(workers=2, infer_max_pixels=100_000))
+    tight.shapes = []
+    with ThreadPoolExecutor(2) as pool:
+        halves = ClipStylizer(tight, "hayao", faces=False).batch(frames, pool.map)
+        assert len(tight.shapes) == 4  # two halves a frame, context included
+        assert all(h == 96 and 320 < w <= 432 for h, w in tight.shapes)
+        tight.shapes = []
+        whole = ClipStylizer(tight, "hayao", faces=False).batch(frames, map)
+        assert tight.shapes == [(96, 640)] * 2
+        roomy = ShapeEngine(config=EngineConfig(workers=2, infer_max_pixels=200_000))
+        roomy.shapes = []
+        ClipStylizer(roomy, "hayao", faces=False).batch(frames, pool.map)
+        assert roomy.shapes == [(96, 640)] * 2
+    for a, b in zip(halves, whole, strict=True):
+        assert a.shape == b.shape == (96, 640, 3)
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
