@@ -132,8 +132,8 @@ class ClipStylizer:
         is an executor's map: frames are independent once the grade and boxes are fixed).
 
         Frames too large for two to be under inference at once (the engine's pixel budget:
-        1280x720 on 2 workers) would run one at a time, one core idle, so each is cut in
-        halves across its long side that run side by side instead (see `halves`)."""
+        1280x720 on 2 workers) would run one at a time, one core idle: side by side, each is
+        stylized in strips instead (`strips`), one strip after another."""
         if not frames:
             return []
         if self._thumb is None:
@@ -141,34 +141,37 @@ class ClipStylizer:
         boxes = [self._tracks.faces(rgb) if self._tracks is not None else [] for rgb in frames]
         for found in boxes:
             self.faces_seen = max(self.faces_seen, len(found))
-        jobs = list(zip(frames, boxes, strict=True))
-        if map_fn is not map and self.halves(frames[0]) is not None:
-            return [self._render(job, map_fn) for job in jobs]
-        return list(map_fn(self._render, jobs))
+        # one frame at a time (`map`: no slot to borrow), a whole frame fits the budget
+        render = partial(self._render, split=map_fn is not map)
+        return list(map_fn(render, list(zip(frames, boxes, strict=True))))
 
-    def halves(self, rgb: RGB) -> tuple[int, int] | None:
-        """The tile (height, width) that cuts a frame in two across its long side, when two
-        whole frames do not fit the engine's inference budget but two halves (context
-        included) do; None when whole frames can run side by side."""
+    def strips(self, rgb: RGB) -> tuple[int, int] | None:
+        """None when two whole frames fit the engine's inference budget; otherwise the tile
+        (height, width) of the fewest strips across the long side of which two, context
+        included, hold no more pixels than one whole frame: so frames side by side need no
+        more memory than one frame at a time did (2 x 0.39 MP at 1280x720, 3 strips)."""
         h, w = rgb.shape[:2]
         budget = self._engine.config.infer_budget
         if 2 * h * w <= budget:
             return None
         m = self.spec.multiple
-        tile = (h, tile_length(w, 2, OVERLAP, m)) if w >= h else (tile_length(h, 2, OVERLAP, m), w)
-        seen = min(h, tile[0] + 2 * CONTEXT) * min(w, tile[1] + 2 * CONTEXT)
-        return tile if 2 * seen <= budget else None
+        for n in range(2, 9):
+            tile = (
+                (h, tile_length(w, n, OVERLAP, m)) if w >= h else (tile_length(h, n, OVERLAP, m), w)
+            )
+            seen = min(h, tile[0] + 2 * CONTEXT) * min(w, tile[1] + 2 * CONTEXT)
+            if 2 * seen <= min(h * w, budget):
+                return tile
+        return None
 
-    def _render(
-        self, job: tuple[RGB, list[Face]], map_fn: Callable[..., Iterable[Any]] = map
-    ) -> RGB:
+    def _render(self, job: tuple[RGB, list[Face]], split: bool = False) -> RGB:
         rgb, found = job
-        tile = self.halves(rgb) if map_fn is not map else None
+        tile = self.strips(rgb) if split else None
         if tile is None:
             styled = self._engine.stylize(self.spec, rgb, thumb=self._thumb)
         else:  # seams cross-faded, at the same place in every frame
             run = partial(self._engine.stylize, self.spec, thumb=self._thumb)
-            styled = stylize_tiled(run, rgb, tile=tile, map_fn=map_fn)
+            styled = stylize_tiled(run, rgb, tile=tile)
         if not found or self._face_spec is None:
             return styled
         from core.face2paint import face2paint
