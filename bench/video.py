@@ -11,7 +11,8 @@ measured in the same run:
   (every frame graded by its own thumbnail, faces detected on every frame), on a clip with
   faces. Flicker = mean |frame-to-frame difference| of the output / that of the input.
 Peak RSS is the process's high-water mark (ru_maxrss) after everything, clips made in a
-child process so their generation does not count.
+child process so their generation does not count; the high-water mark after each stage says
+which stage set it, and the RSS at the end what stays once the clips are done.
 """
 
 from __future__ import annotations
@@ -64,6 +65,18 @@ def make_clips(folder: Path, seconds: float, skip_720: bool) -> dict[str, Path]:
 
 def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def rss_now_mb() -> float:
+    """The resident set now (Linux); 0 where /proc is missing."""
+    try:
+        with Path("/proc/self/status").open() as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
 
 
 def cpu_s() -> float:
@@ -147,6 +160,7 @@ async def main(args: argparse.Namespace) -> None:
         try:
             service = ClipService(runtime.service)
             rss_start = rss_mb()
+            stages = {"start-up": rss_start}
             data = clips["480p"].read_bytes()
             cpu = cpu_s()
             seconds, reply = await clip_run(service, data, 1)
@@ -160,6 +174,7 @@ async def main(args: argparse.Namespace) -> None:
                 f"flicker {reply.flicker:.3f}"  # type: ignore[attr-defined]
             )
             fps_480 = frames / seconds
+            stages["480p"] = rss_mb()
             if "720p" in clips:
                 seconds, reply = await clip_run(service, clips["720p"].read_bytes(), 2)
                 frames = reply.frames  # type: ignore[attr-defined]
@@ -167,7 +182,9 @@ async def main(args: argparse.Namespace) -> None:
                     f"720p clip: {reply.width}x{reply.height} {frames} frames: "  # type: ignore[attr-defined]
                     f"{seconds:.1f} s, {frames / seconds:.1f} frames/s"
                 )
+                stages["720p"] = rss_mb()
             baseline = await photo_baseline(runtime, clips["480p"], args.photo_frames)
+            stages["photos"] = rss_mb()
             print(
                 f"baseline, the same 480p frames as separate JPEG photos: {baseline:.1f} "
                 f"frames/s; clip / photos = {fps_480 / baseline:.2f}x"
@@ -175,7 +192,9 @@ async def main(args: argparse.Namespace) -> None:
             faces = clips["faces"].read_bytes()
             _, reply = await clip_run(service, faces, 3)
             tracked = float(reply.flicker)  # type: ignore[attr-defined]
+            stages["faces"] = rss_mb()
             independent = await flicker_baseline(service, faces)
+            stages["flicker baseline"] = rss_mb()
             print(
                 f"flicker (output / input frame-to-frame difference), 480p clip with 3 faces: "
                 f"{tracked:.3f} with one grade + tracked faces; {independent:.3f} graded and "
@@ -184,6 +203,11 @@ async def main(args: argparse.Namespace) -> None:
             print(
                 f"peak RSS: {rss_mb():.0f} MB (target <= 600 MB; {rss_start:.0f} MB after start-up "
                 "and warm-up)"
+            )
+            print(
+                "RSS high-water after each stage: "
+                + ", ".join(f"{k} {v:.0f}" for k, v in stages.items())
+                + f" MB; RSS now {rss_now_mb():.0f} MB"
             )
         finally:
             await runtime.stop()

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from core.faces import Face
 from core.session import RGB, thumbnail
+from core.tiling import CONTEXT, OVERLAP, stylize_tiled, tile_length
 
 if TYPE_CHECKING:
     from core.engine import Engine
@@ -124,10 +126,14 @@ class ClipStylizer:
     def __call__(self, rgb: RGB) -> RGB:
         return self.batch([rgb])[0]
 
-    def batch(self, frames: list[RGB], map_fn: Callable[..., Iterable[RGB]] = map) -> list[RGB]:
+    def batch(self, frames: list[RGB], map_fn: Callable[..., Iterable[Any]] = map) -> list[RGB]:
         """Frames in order: faces are tracked one frame after another (the tracks carry
         across frames), then the frames are stylized through `map_fn` (side by side when it
-        is an executor's map: frames are independent once the grade and boxes are fixed)."""
+        is an executor's map: frames are independent once the grade and boxes are fixed).
+
+        Frames too large for two to be under inference at once (the engine's pixel budget:
+        1280x720 on 2 workers) would run one at a time, one core idle: side by side, each is
+        stylized in strips instead (`strips`), one strip after another."""
         if not frames:
             return []
         if self._thumb is None:
@@ -135,11 +141,37 @@ class ClipStylizer:
         boxes = [self._tracks.faces(rgb) if self._tracks is not None else [] for rgb in frames]
         for found in boxes:
             self.faces_seen = max(self.faces_seen, len(found))
-        return list(map_fn(self._render, list(zip(frames, boxes, strict=True))))
+        # one frame at a time (`map`: no slot to borrow), a whole frame fits the budget
+        render = partial(self._render, split=map_fn is not map)
+        return list(map_fn(render, list(zip(frames, boxes, strict=True))))
 
-    def _render(self, job: tuple[RGB, list[Face]]) -> RGB:
+    def strips(self, rgb: RGB) -> tuple[int, int] | None:
+        """None when two whole frames fit the engine's inference budget; otherwise the tile
+        (height, width) of the fewest strips across the long side of which two, context
+        included, hold no more pixels than one whole frame: so frames side by side need no
+        more memory than one frame at a time did (2 x 0.39 MP at 1280x720, 3 strips)."""
+        h, w = rgb.shape[:2]
+        budget = self._engine.config.infer_budget
+        if 2 * h * w <= budget:
+            return None
+        m = self.spec.multiple
+        for n in range(2, 9):
+            tile = (
+                (h, tile_length(w, n, OVERLAP, m)) if w >= h else (tile_length(h, n, OVERLAP, m), w)
+            )
+            seen = min(h, tile[0] + 2 * CONTEXT) * min(w, tile[1] + 2 * CONTEXT)
+            if 2 * seen <= min(h * w, budget):
+                return tile
+        return None
+
+    def _render(self, job: tuple[RGB, list[Face]], split: bool = False) -> RGB:
         rgb, found = job
-        styled = self._engine.stylize(self.spec, rgb, thumb=self._thumb)
+        tile = self.strips(rgb) if split else None
+        if tile is None:
+            styled = self._engine.stylize(self.spec, rgb, thumb=self._thumb)
+        else:  # seams cross-faded, at the same place in every frame
+            run = partial(self._engine.stylize, self.spec, thumb=self._thumb)
+            styled = stylize_tiled(run, rgb, tile=tile)
         if not found or self._face_spec is None:
             return styled
         from core.face2paint import face2paint

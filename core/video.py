@@ -570,7 +570,11 @@ class ClipJob:
         try:
             if clip.keep_audio:
                 self._writer.add_audio(source)
-            self._reader = ClipReader(source, clip, on_audio=self._audio)
+            # not a method of the job: the reader would hold the job, a reference cycle that
+            # kept each finished clip's frames and x264 context (117 MB at 720p) until the
+            # garbage collector happened to run
+            on_audio = partial(_submit_audio, self._encoder, self._writer)
+            self._reader = ClipReader(source, clip, on_audio=on_audio)
             self._frames = self._reader.frames()
         except BaseException:
             self._writer.abort()
@@ -628,10 +632,6 @@ class ClipJob:
             if cancelled:
                 self.abort()
         return self.done
-
-    def _audio(self, packet: Any) -> None:
-        """Audio packets are muxed on the encoder thread, in order with the video."""
-        self._encoder.submit(self._writer.mux_audio, packet)
 
     def _step(self, convert: BatchFn, frames: int) -> None:
         batch: list[ClipFrame] = []
@@ -692,7 +692,10 @@ class ClipJob:
         """Encode what remains and return the clip (call once `finished`)."""
         self._frames.close()
         self._wait_encoder()
-        return self._encoder.submit(self._writer.finish).result()
+        try:
+            return self._encoder.submit(self._writer.finish).result()
+        finally:
+            self._last_in = self._last_out = self._diff_last = None
 
     def abort(self) -> None:
         """Drop the output. Never waits: what is queued for the encoder is cancelled, and the
@@ -703,8 +706,18 @@ class ClipJob:
         self._frames.close()
         if self._encoding is not None:
             self._encoding.cancel()
-        self._encoder.submit(self._writer.abort)
+        self._encoder.submit(self._drop)
         self._last_in = self._last_out = None
+
+    def _drop(self) -> None:
+        """On the encoder thread, after the chunk it may be on: the output and the frames."""
+        self._writer.abort()
+        self._diff_last = None
+
+
+def _submit_audio(encoder: ThreadPoolExecutor, writer: ClipWriter, packet: Any) -> None:
+    """Audio packets are muxed on the encoder thread, in order with the video."""
+    encoder.submit(writer.mux_audio, packet)
 
 
 def transcode(

@@ -68,3 +68,42 @@ def test_every_frame_of_a_clip_gets_the_first_frames_grade() -> None:
     assert len(engine.thumbs) == 3
     for thumb in engine.thumbs:
         np.testing.assert_array_equal(thumb, thumbnail(first))
+
+
+class ShapeEngine(Engine):
+    """The real engine, noting the size of every image it stylizes."""
+
+    shapes: list[tuple[int, int]]
+
+    def stylize(self, spec: Any, rgb: Any, *, thumb: Any = None) -> Any:
+        self.shapes.append(rgb.shape[:2])
+        return super().stylize(spec, rgb, thumb=thumb)
+
+
+def test_frames_too_large_to_run_two_at_once_run_in_strips() -> None:
+    """Two whole 96x640 frames exceed a 100,000 pixel budget: each frame is stylized in the
+    fewest strips of which two, context included, hold no more pixels than one frame (4
+    strips of at most 96x280 here), and the seams do not show (the same pixels as whole
+    frames, within a level). When two whole frames fit, or frames run one at a time, they
+    stay whole."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 255, (96, 160, 3), dtype=np.uint8)
+    frames = [np.ascontiguousarray(np.tile(base, (1, 5, 1))[:, i : i + 640]) for i in (0, 8)]
+    tight = ShapeEngine(config=EngineConfig(workers=2, infer_max_pixels=100_000))
+    tight.shapes = []
+    roomy = ShapeEngine(config=EngineConfig(workers=2, infer_max_pixels=200_000))
+    roomy.shapes = []
+    with ThreadPoolExecutor(2) as pool:
+        strips = ClipStylizer(tight, "hayao", faces=False).batch(frames, pool.map)
+        whole = ClipStylizer(roomy, "hayao", faces=False).batch(frames, pool.map)
+    assert len(tight.shapes) == 8  # four strips a frame
+    assert all(h == 96 and 2 * h * w <= 96 * 640 for h, w in tight.shapes)
+    assert roomy.shapes == [(96, 640)] * 2
+    tight.shapes = []  # one frame at a time (no slot to borrow): a whole frame fits
+    ClipStylizer(tight, "hayao", faces=False).batch(frames, map)
+    assert tight.shapes == [(96, 640)] * 2
+    for a, b in zip(strips, whole, strict=True):
+        assert a.shape == b.shape == (96, 640, 3)
+        assert np.abs(a.astype(int) - b.astype(int)).mean() < 1.0
