@@ -49,7 +49,7 @@ from service.lifecycle import (
     JobRunner,
     OutletLimits,
 )
-from service.lifecycle.runner import BATCH
+from service.lifecycle.job import BATCH
 
 log = logging.getLogger("animebot.discord")
 
