@@ -32,7 +32,7 @@ ROOT = HERE.parent
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() not in (HERE, ROOT)]
 
 from models.pairs import shared_dir
-from service.clips import ClipRequest, ClipService
+from service.clips import ClipReply, ClipRequest, ClipService
 from service.convert import ConversionRequest
 from service.runtime import Runtime
 from service.settings import Settings
@@ -86,7 +86,7 @@ def cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def clip_run(service: ClipService, data: bytes, user: int) -> tuple[float, object]:
+async def clip_run(service: ClipService, data: bytes, user: int) -> tuple[float, ClipReply]:
     started = time.perf_counter()
     reply = await service.convert(ClipRequest("bench", user, data, is_admin=True))
     return time.perf_counter() - started, reply
@@ -165,21 +165,23 @@ async def main(args: argparse.Namespace) -> None:
             cpu = cpu_s()
             seconds, reply = await clip_run(service, data, 1)
             cpu = cpu_s() - cpu
-            frames = reply.frames  # type: ignore[attr-defined]
+            encoded = reply.clip
+            frames = encoded.frames
             print(
-                f"480p clip: {reply.width}x{reply.height} {frames} frames "  # type: ignore[attr-defined]
-                f"{reply.seconds:.1f} s at {reply.fps:g} fps, audio {reply.has_audio}: "  # type: ignore[attr-defined]
+                f"480p clip: {encoded.width}x{encoded.height} {frames} frames "
+                f"{encoded.seconds:.1f} s at {encoded.fps:g} fps, audio {encoded.has_audio}: "
                 f"total {seconds:.1f} s (target <= 30 s), {frames / seconds:.1f} frames/s, "
                 f"{cpu:.1f} CPU s ({1000 * cpu / frames:.0f} ms a frame), "
-                f"flicker {reply.flicker:.3f}"  # type: ignore[attr-defined]
+                f"flicker {reply.flicker:.3f}"
             )
             fps_480 = frames / seconds
             stages["480p"] = rss_mb()
             if "720p" in clips:
                 seconds, reply = await clip_run(service, clips["720p"].read_bytes(), 2)
-                frames = reply.frames  # type: ignore[attr-defined]
+                encoded = reply.clip
+                frames = encoded.frames
                 print(
-                    f"720p clip: {reply.width}x{reply.height} {frames} frames: "  # type: ignore[attr-defined]
+                    f"720p clip: {encoded.width}x{encoded.height} {frames} frames: "
                     f"{seconds:.1f} s, {frames / seconds:.1f} frames/s"
                 )
                 stages["720p"] = rss_mb()
@@ -191,7 +193,7 @@ async def main(args: argparse.Namespace) -> None:
             )
             faces = clips["faces"].read_bytes()
             _, reply = await clip_run(service, faces, 3)
-            tracked = float(reply.flicker)  # type: ignore[attr-defined]
+            tracked = float(reply.flicker)
             stages["faces"] = rss_mb()
             independent = await flicker_baseline(service, faces)
             stages["flicker baseline"] = rss_mb()

@@ -77,15 +77,10 @@ class ClipRequest:
 
 @dataclass(frozen=True)
 class ClipReply:
-    data: bytes
-    mime: str
-    ext: str
-    width: int
-    height: int
-    frames: int
-    fps: float
-    seconds: float
-    has_audio: bool
+    """The converted clip as the engine encoded it (`clip`: bytes, MIME type, size, frames,
+    fps, seconds, audio), plus what the service adds: style, notes, cache and cost."""
+
+    clip: EncodedClip
     style: str
     notes: tuple[str, ...]  # "cut", "downscaled", "fps_capped", "audio_dropped"
     cache_hit: bool
@@ -188,7 +183,7 @@ class ClipService:
         if hit is not None:
             await svc.admission.cache_hit(req.platform, user_hash, req.is_admin, row, hit.size)
             meta = hit.meta
-            return ClipReply(
+            cached = EncodedClip(
                 data=hit.data,
                 mime=hit.mime,
                 ext=str(meta.get("ext", "mp4")),
@@ -198,6 +193,9 @@ class ClipService:
                 fps=float(meta.get("fps", 0.0)),
                 seconds=float(meta.get("seconds", 0.0)),
                 has_audio=bool(meta.get("has_audio", False)),
+            )
+            return ClipReply(
+                clip=cached,
                 style=style,
                 notes=tuple(meta.get("notes", ())),
                 cache_hit=True,
@@ -233,15 +231,7 @@ class ClipService:
             raise
         row.update(output_bytes=len(encoded.data), queue_wait_ms=waited_ms, compute_ms=compute_ms)
         return ClipReply(
-            data=encoded.data,
-            mime=encoded.mime,
-            ext=encoded.ext,
-            width=encoded.width,
-            height=encoded.height,
-            frames=encoded.frames,
-            fps=encoded.fps,
-            seconds=encoded.seconds,
-            has_audio=encoded.has_audio,
+            clip=encoded,
             style=style,
             notes=clip.notes,
             cache_hit=False,
@@ -257,7 +247,9 @@ class ClipService:
         """The result again as a looping GIF, for platforms that play GIFs inline; None when
         it would not fit `max_bytes` (a GIF is many times the MP4's size). In a worker slot:
         every frame is decoded and quantized."""
-        found: bytes | None = await self.engine.run_job(lambda _map: to_gif(reply.data, max_bytes))
+        found: bytes | None = await self.engine.run_job(
+            lambda _map: to_gif(reply.clip.data, max_bytes)
+        )
         return found
 
     def limits_for(self, req: ClipRequest) -> ClipLimits:

@@ -100,26 +100,27 @@ async def convert_clip(
 
 
 def clip_response(reply: ClipReply, lang: str) -> web.Response:
-    response = web.Response(body=reply.data, content_type=reply.mime)
+    clip = reply.clip
+    response = web.Response(body=clip.data, content_type=clip.mime)
     headers = response.headers
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", reply.style)
-    headers["Content-Disposition"] = f'inline; filename="anime_{safe}.{reply.ext}"'
+    headers["Content-Disposition"] = f'inline; filename="anime_{safe}.{clip.ext}"'
     headers["Cache-Control"] = "no-store"
     headers["X-Animebot-Style"] = quote(reply.style, safe="")
     headers["X-Animebot-Cache"] = "hit" if reply.cache_hit else "miss"
     headers["X-Animebot-Time-Ms"] = str(round(reply.total_ms))
     headers["X-Animebot-Compute-Ms"] = str(round(reply.compute_ms))
-    headers["X-Animebot-Size"] = f"{reply.width}x{reply.height}"
-    headers["X-Animebot-Frames"] = str(reply.frames)
-    headers["X-Animebot-Fps"] = f"{reply.fps:.3f}"
-    headers["X-Animebot-Seconds"] = f"{reply.seconds:.3f}"
-    headers["X-Animebot-Audio"] = "1" if reply.has_audio else "0"
+    headers["X-Animebot-Size"] = f"{clip.width}x{clip.height}"
+    headers["X-Animebot-Frames"] = str(clip.frames)
+    headers["X-Animebot-Fps"] = f"{clip.fps:.3f}"
+    headers["X-Animebot-Seconds"] = f"{clip.seconds:.3f}"
+    headers["X-Animebot-Audio"] = "1" if clip.has_audio else "0"
     notes = i18n.clip_notes(
         reply.notes,
         lang,
-        seconds=round(reply.seconds, 1),
-        side=max(reply.width, reply.height),
-        fps=reply.fps,
+        seconds=round(clip.seconds, 1),
+        side=max(clip.width, clip.height),
+        fps=clip.fps,
     )
     if notes:  # translated sentences, percent-encoded (header values are ASCII)
         headers["X-Animebot-Notes-Text"] = quote(" ".join(notes), safe=" ")

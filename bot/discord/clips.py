@@ -60,12 +60,13 @@ async def run_clip(
 
 
 def caption(reply: ClipReply, lang: str) -> str:
+    clip = reply.clip
     notes = clip_notes(
         reply.notes,
         lang,
-        seconds=round(reply.seconds, 1),
-        side=max(reply.width, reply.height),
-        fps=reply.fps,
+        seconds=round(clip.seconds, 1),
+        side=max(clip.width, clip.height),
+        fps=clip.fps,
     )
-    head = f"{reply.width}x{reply.height} · {reply.frames} · {reply.seconds:.1f} s"
+    head = f"{clip.width}x{clip.height} · {clip.frames} · {clip.seconds:.1f} s"
     return " ".join([head, *notes])[:2000]

@@ -22,8 +22,7 @@ import discord
 
 from bot.discord.conversion import ATTACHMENT, PLATFORM, Converter, chat_id
 from service.lifecycle import AlreadyAccepted, Job, JobRunner
-from service.lifecycle.job import CLIP
-from service.lifecycle.runner import BATCH
+from service.lifecycle.job import BATCH, CLIP
 
 log = logging.getLogger("animebot.discord")
 

@@ -49,7 +49,7 @@ from service.lifecycle import (
     JobRunner,
     OutletLimits,
 )
-from service.lifecycle.runner import BATCH
+from service.lifecycle.job import BATCH
 
 log = logging.getLogger("animebot.discord")
 
@@ -133,7 +133,7 @@ class DiscordOutlet:
 
     async def deliver_clip(self, job: Job, reply: ClipReply) -> None:
         limit = self.limits.max_bytes or DEFAULT_UPLOAD_LIMIT
-        body, ext = reply.data, reply.ext
+        body, ext = reply.clip.data, reply.clip.ext
         if job.option("gif"):  # GIFs play inline on Discord, videos on a click
             as_gif = await self._clips.as_gif(reply, limit)
             if as_gif is not None:

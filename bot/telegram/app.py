@@ -34,7 +34,7 @@ from bot.telegram.redact import protect_token
 from bot.telegram.texts import MENU_COMMANDS
 from bot.telegram.webhook import WebhookServer
 from i18n import LANGUAGES, t
-from service.lifecycle.runner import NOTICE_S
+from service.lifecycle.outcomes import NOTICE_S
 from service.runtime import Runtime
 
 if TYPE_CHECKING:

@@ -100,7 +100,7 @@ AnswerKind = Literal["video_note", "animation", "video", "sticker"]
 
 
 def _shared(r: ClipReply) -> dict[str, Any]:
-    return {"duration": max(1, round(r.seconds)), "filename": f"anime_{r.style}.{r.ext}"}
+    return {"duration": max(1, round(r.clip.seconds)), "filename": f"anime_{r.style}.{r.clip.ext}"}
 
 
 @dataclass(frozen=True)
@@ -115,18 +115,18 @@ class _Answer:
 
 _ANSWERS: dict[AnswerKind, _Answer] = {
     "video_note": _Answer(
-        "send_video_note", lambda r, _c: {**_shared(r), "length": r.width}, captioned=False
+        "send_video_note", lambda r, _c: {**_shared(r), "length": r.clip.width}, captioned=False
     ),
     "animation": _Answer(
         "send_animation",
-        lambda r, c: {**_shared(r), "width": r.width, "height": r.height, "caption": c},
+        lambda r, c: {**_shared(r), "width": r.clip.width, "height": r.clip.height, "caption": c},
     ),
     "video": _Answer(
         "send_video",
         lambda r, c: {
             **_shared(r),
-            "width": r.width,
-            "height": r.height,
+            "width": r.clip.width,
+            "height": r.clip.height,
             "caption": c,
             "supports_streaming": True,
         },
@@ -139,11 +139,11 @@ def answer_kind(media: str, reply: ClipReply) -> AnswerKind:
     """A video sticker for a video sticker (when the service could make WebM), a round video
     note for a (square) video note, an animation for animations and soundless clips, a video
     otherwise."""
-    if reply.ext == "webm":
+    if reply.clip.ext == "webm":
         return "sticker"
-    if media == "video_note" and reply.width == reply.height:
+    if media == "video_note" and reply.clip.width == reply.clip.height:
         return "video_note"
-    if media in ("animation", "sticker") or not reply.has_audio:
+    if media in ("animation", "sticker") or not reply.clip.has_audio:
         return "animation"
     return "video"
 
@@ -154,19 +154,20 @@ async def send_clip(
     """The converted clip, in the kind `media` was sent as, replying to it; the notes (cut,
     scaled down...) in its caption, or in a message of their own for a sticker or a video
     note. Raises Undeliverable when the chat refuses it."""
+    clip = reply.clip
     notes = clip_notes(
         reply.notes,
         lang,
-        seconds=round(reply.seconds, 1),
-        side=max(reply.width, reply.height),
-        fps=reply.fps,
+        seconds=round(clip.seconds, 1),
+        side=max(clip.width, clip.height),
+        fps=clip.fps,
     )
     caption = " ".join([style_label(reply.style, lang), *notes])
     how = _ANSWERS[answer_kind(media, reply)]
     send: Callable[..., Awaitable[Message]] = getattr(bot, how.method)
-    data: Any = reply.data
+    data: Any = clip.data
     if how.method == "send_sticker":  # no filename argument: the name says it is WebM
-        data = InputFile(reply.data, filename=f"anime_{reply.style}.{reply.ext}")
+        data = InputFile(clip.data, filename=f"anime_{reply.style}.{clip.ext}")
     sent = await delivery.call(
         target,
         lambda: send(

@@ -46,7 +46,7 @@ from service.lifecycle import (
     JobRunner,
     OutletLimits,
 )
-from service.lifecycle.runner import Expired
+from service.lifecycle.errors import Expired
 
 log = logging.getLogger("animebot.telegram")
 

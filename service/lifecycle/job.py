@@ -16,6 +16,10 @@ A clip (a video, an animated GIF, a video note or sticker) is a job like a photo
 Telegram video sticker: answered as one when this machine can encode VP9), `still_as_photo`
 (a GIF that may turn out to be one picture: then converted as a photo), `gif` (a GIF back
 when it fits, for Discord).
+
+A durable row is a job (`job_from_pending`), so a process that did not accept it can run it.
+A batch (`source["kind"] == BATCH`, Discord's Anime-fy) is split into its photos
+(`batch_parts`), each a request of its own with its own usage row.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
+from storage import PendingJob
 from storage.clock import now_ms
 
 JSONDict = dict[str, Any]
@@ -95,3 +100,36 @@ class Job:
 
 
 CLIP = "clip"  # the option that makes a job a clip's
+
+BATCH = "batch"  # a job's source kind: `items`, several sources answered together
+
+
+def batch_parts(job: Job) -> list[Job]:
+    """The photos of a batch job, each a request of its own (`<request id>-<n>`)."""
+    return [
+        replace(
+            job,
+            request_id=f"{job.request_id[:16]}-{n}",
+            source=dict(item),
+            durable=False,
+            upload=None,
+        )
+        for n, item in enumerate(job.source.get("items", ()), 1)
+    ]
+
+
+def job_from_pending(pending: PendingJob) -> Job:
+    """The durable row carries the job: its id is the request id."""
+    return Job(
+        platform=pending.platform,
+        user_id=pending.user_id,
+        lang=pending.lang,
+        source=dict(pending.source),
+        outlet={"kind": pending.platform, **pending.reply},
+        options=dict(pending.options),
+        chat_id=pending.chat_id,
+        request_id=pending.id,
+        created_at=pending.created_at,
+        attempts=pending.attempts,
+        durable=True,
+    )

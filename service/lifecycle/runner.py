@@ -3,11 +3,12 @@
 Front half, `accept(job)`, where the update arrived: the admin decision, the size check
 (before anything is downloaded), the durable row, then `dispatcher.dispatch(job)`.
 Worker half, `execute(job)`, wherever a worker runs: fetch the photo, convert it (the
-service: decode once, cache, quota, fair queue, engine, encoded once to the outlet's limits;
-a clip through the clip service, its progress in frames to the outlet), deliver, and the
-bookkeeping: exactly one usage row per request (a failed delivery updates
-it), the durable row finished once the person has an answer, or kept when a shutdown puts the
-job off. In-flight work is tracked here, so a drain waits for it.
+service: decode once, cache, quota, fair queue, engine, encoded once to the outlet's limits
+(`requests.py`); a clip through the clip service, its progress in frames to the outlet),
+deliver, and the bookkeeping (`outcomes.py`): exactly one usage row per request (a failed
+delivery updates it), the durable row finished once the person has an answer, or kept when a
+shutdown puts the job off. In-flight work is tracked here, so a drain waits for it. After a
+restart, the jobs an earlier process left come back through the restart half (`restart.py`).
 """
 
 from __future__ import annotations
@@ -20,13 +21,15 @@ from typing import Any, TypeVar
 
 from core.errors import AnimeBotError, ImageTooLarge
 from core.video import looks_like_clip
-from service.clips import ClipReply, ClipRequest, ClipService, FramesCallback
-from service.convert import ConversionReply, ConversionRequest, ConversionService
-from service.errors import InternalError, Refusal, ShuttingDown
+from service.clips import ClipReply, ClipService
+from service.convert import ConversionReply, ConversionService
+from service.errors import Refusal, ShuttingDown
 from service.fairqueue import RESTART_RETRY_S, ProgressCallback, QueueStatus
-from service.jobs import MAX_AGE_S, MAX_ATTEMPTS, AlreadyAccepted, to_the_end
+from service.jobs import AlreadyAccepted, to_the_end
 from service.lifecycle.dispatch import Dispatcher, LocalDispatcher
-from service.lifecycle.job import Job
+from service.lifecycle.errors import DeliveryError, DownloadFailed, Expired, GaveUp
+from service.lifecycle.job import BATCH, Job, batch_parts, job_from_pending
+from service.lifecycle.outcomes import Outcomes
 from service.lifecycle.outlet import (
     DeliveryFailed,
     Fetchers,
@@ -35,12 +38,11 @@ from service.lifecycle.outlet import (
     OutletLimits,
     Outlets,
 )
-from storage import PendingJob
-from storage.clock import now_ms
+from service.lifecycle.requests import clip_request, conversion_request
+from service.lifecycle.restart import Restarts
 
 log = logging.getLogger("animebot.lifecycle")
 
-NOTICE_S = 3.0  # cut short by a shutdown: at most this long to tell the person
 STATUS_KEPT = 10_000  # last queue reports remembered for `position`
 
 T = TypeVar("T")
@@ -51,7 +53,7 @@ class _PutOff(Exception):
     """A shutdown turned the job away: keep it (durable) for the next start."""
 
 
-class JobRunner:
+class JobRunner(Restarts):
     def __init__(self, service: ConversionService, dispatcher: Dispatcher | None = None) -> None:
         self.service = service
         self.outlets = Outlets()
@@ -59,6 +61,7 @@ class JobRunner:
         self.dispatcher: Dispatcher = dispatcher or LocalDispatcher(self)
         # Clips and animated GIFs (service/clips.py): quota, cache, fair queue by frames.
         self.clips = ClipService(service)
+        self.outcomes = Outcomes(service)
         self._status: dict[str, QueueStatus] = {}
         self._frames: dict[str, tuple[int, int]] = {}  # clips running here: frames done, all
         self._running: dict[asyncio.Task[Any], str] = {}  # task -> its job's platform
@@ -88,7 +91,7 @@ class JobRunner:
         if job.upload is not None:
             size = len(job.upload)
         if isinstance(size, int) and size > limit:
-            await self._refuse(job, outlet, ImageTooLarge("upload too large", limit=limit))
+            await self.outcomes.refuse(job, outlet, ImageTooLarge("upload too large", limit=limit))
             return None
         if job.durable:
             if job.upload is not None:  # the row cannot hold the bytes: the shared cache does
@@ -110,7 +113,7 @@ class JobRunner:
     async def reject(self, job: Job, error: AnimeBotError) -> None:
         """A request the front end could not even turn into a job (an empty or malformed
         upload): its one usage row, and the reason through the outlet."""
-        await self._refuse(job, self.outlets.outlet_for(job), error)
+        await self.outcomes.refuse(job, self.outlets.outlet_for(job), error)
 
     def upload_limit(self, job: Job) -> int:
         """The largest photo (or clip) this job may bring: ours, or the platform's download
@@ -170,32 +173,32 @@ class JobRunner:
                 reply = await self._execute(job, outlet)
                 answered = True
             except _PutOff:
-                await self._put_off(job, outlet)
+                await self.outcomes.put_off(job, outlet)
                 return None
             except asyncio.CancelledError:
                 raise
             except Exception:  # a bug in an outlet or a fetcher: one row, one message
                 log.exception("job %s failed", job.request_id)
-                await self._internal(job, outlet)
+                await self.outcomes.internal(job, outlet)
                 answered = True
             finishing = True
-            await to_the_end(self._finish(job, outlet))
+            await to_the_end(self.outcomes.finish(job, outlet))
         except asyncio.CancelledError:  # past the grace period: the process is going down
             if finishing:  # finished all the same (to_the_end)
                 raise
             if answered:  # the person has the answer: done, not to be run again
-                await to_the_end(self._finish(job, outlet))
+                await to_the_end(self.outcomes.finish(job, outlet))
             else:
-                await self._put_off(job, outlet)
+                await self.outcomes.put_off(job, outlet)
             raise
         return reply
 
     async def _execute(self, job: Job, outlet: Outlet) -> Reply | None:
         if self.service.closing:  # before spending a download on it
             if job.durable:
-                await self._record(job, "refused", ShuttingDown.code)
+                await self.outcomes.record(job, "refused", ShuttingDown.code)
                 raise _PutOff
-            await self._refuse(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            await self.outcomes.refuse(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
             return None
         if job.source_kind == BATCH:
             await self._execute_batch(job, outlet)
@@ -213,14 +216,14 @@ class JobRunner:
             image = await fetching
         except DeliveryFailed as exc:  # the chat refuses the bot: nothing more to do
             log.info("job %s: %s", job.request_id, exc.kind)
-            await self._record(job, "error", exc.kind)
+            await self.outcomes.record(job, "error", exc.kind)
             return None
         except AnimeBotError as exc:
-            await self._refuse(job, outlet, exc)
+            await self.outcomes.refuse(job, outlet, exc)
             return None
         if job.is_clip and not await self._still(job, image):
             return await self._execute_clip(job, outlet, image)
-        request = self.request(
+        request = conversion_request(
             job, image, outlet.limits, lambda status: self._progress(job, outlet, status)
         )
         reply = await self._converted(job, outlet, self.service.convert(request))
@@ -233,7 +236,7 @@ class JobRunner:
         a fair-queue turn per chunk), the progress to the outlet, the clip to `deliver_clip`."""
         if data is None:  # a clip's bytes are never kept in the input cache
             log.warning("job %s: a clip job without its bytes", job.request_id)
-            await self._refuse(job, outlet, DownloadFailed("download_failed"))
+            await self.outcomes.refuse(job, outlet, DownloadFailed("download_failed"))
             return None
 
         async def on_frames(done: int, total: int) -> None:
@@ -241,7 +244,8 @@ class JobRunner:
                 self._frames[job.request_id] = (done, total)
             await outlet.frames(job, done, total)
 
-        request = self.clip_request(job, data, outlet.limits, on_frames)
+        stickers = self.clips.makes_stickers
+        request = clip_request(job, data, outlet.limits, on_frames, makes_stickers=stickers)
         del data  # the request holds the bytes; the clip service lets them go when done
         reply = await self._converted(job, outlet, self.clips.convert(request))
         if reply is None or not await self._delivered(job, outlet, outlet.deliver_clip(job, reply)):
@@ -262,11 +266,11 @@ class JobRunner:
         except ShuttingDown:  # turned away while waiting in the queue (recorded)
             if job.durable:
                 raise _PutOff from None
-            await self._tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            await self.outcomes.tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
             return None
         except AnimeBotError as exc:  # recorded by the service
             log.info("job %s: %s", job.request_id, exc.code)
-            await self._tell(job, outlet, exc)
+            await self.outcomes.tell(job, outlet, exc)
             return None
 
     async def _delivered(self, job: Job, outlet: Outlet, delivery: Awaitable[None]) -> bool:
@@ -278,7 +282,7 @@ class JobRunner:
             log.info("job %s: not delivered (%s)", job.request_id, exc.kind)
             await self.service.update_outcome(job.platform, job.request_id, "error", exc.kind)
             if exc.kind not in {"delivery_blocked", "delivery_forbidden"}:
-                await self._tell(job, outlet, DeliveryError(exc.kind, job.request_id))
+                await self.outcomes.tell(job, outlet, DeliveryError(exc.kind, job.request_id))
             return False
         return True
 
@@ -294,7 +298,7 @@ class JobRunner:
             await outlet.begin(job)
         except DeliveryFailed as exc:
             for part in parts:
-                await self._record(part, "error", exc.kind)
+                await self.outcomes.record(part, "error", exc.kind)
             return
         results = await asyncio.gather(
             *(
@@ -306,7 +310,7 @@ class JobRunner:
         if any(isinstance(r, ShuttingDown) for r in results):  # all of it after the restart
             if job.durable:
                 raise _PutOff
-            await self._tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
+            await self.outcomes.tell(job, outlet, ShuttingDown("shutting down", RESTART_RETRY_S))
             return
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, AnimeBotError):
@@ -352,67 +356,16 @@ class JobRunner:
             image = await self._fetch(job)
         except AnimeBotError as exc:
             status = "refused" if isinstance(exc, ShuttingDown) else "error"
-            await self._record(job, status, exc.code)
+            await self.outcomes.record(job, status, exc.code)
             raise
-        request = self.request(job, image, limits, on_progress)
+        request = conversion_request(job, image, limits, on_progress)
         return await self.service.convert(request)  # records its own row
 
     async def refuse(self, job: Job, error: AnimeBotError) -> None:
         """A request a front end turned away itself, answering it at once (a Discord attachment
         too large to take, a command while stopping): its one usage row."""
         status = "refused" if isinstance(error, Refusal) else "error"
-        await self._record(job, status, error.code)
-
-    def request(
-        self,
-        job: Job,
-        image: bytes | None,
-        limits: OutletLimits,
-        on_progress: ProgressCallback | None = None,
-    ) -> ConversionRequest:
-        """The service's request for this job, encoded for the outlet's limits."""
-        fmt = str(job.option("fmt") or "jpeg")
-        if fmt not in limits.formats:
-            fmt = limits.formats[0]
-        return ConversionRequest(
-            platform=job.platform,
-            user_id=job.user_id,
-            chat_id=job.chat_id,
-            image=image,
-            input_key=None if image is not None else job.source.get("input_key"),
-            style=job.option("style"),
-            faces=job.option("faces"),
-            side_by_side=bool(job.option("side_by_side")),
-            fmt=fmt,
-            max_side=limits.max_side,
-            max_bytes=limits.max_bytes,
-            is_admin=job.admin,
-            keep_input=bool(job.option("keep_input", True)),
-            on_progress=on_progress,
-            request_id=job.request_id,
-        )
-
-    def clip_request(
-        self,
-        job: Job,
-        data: bytes,
-        limits: OutletLimits,
-        on_frames: FramesCallback | None = None,
-    ) -> ClipRequest:
-        """The clip service's request for this job, its bit rate fitted to the outlet."""
-        return ClipRequest(
-            job.platform,
-            job.user_id,
-            data,
-            chat_id=job.chat_id,
-            style=job.option("style"),
-            faces=job.option("faces"),
-            max_output_bytes=limits.clip_max_bytes,
-            is_admin=job.admin,
-            sticker=bool(job.option("sticker")) and self.clips.makes_stickers,
-            on_frames=on_frames,
-            request_id=job.request_id,
-        )
+        await self.outcomes.record(job, status, error.code)
 
     async def _fetch(self, job: Job) -> bytes | None:
         if job.source_kind == "cached":
@@ -445,125 +398,6 @@ class JobRunner:
         """A clip's progress (frames done, frames in all), wherever its job runs."""
         return await self.dispatcher.frames(request_id)
 
-    # -- answers and bookkeeping ----------------------------------------------------------------
-
-    async def _refuse(self, job: Job, outlet: Outlet, exc: AnimeBotError) -> None:
-        """Turned away outside the service: the request's one usage row, then the reason."""
-        status = "refused" if isinstance(exc, ShuttingDown) else "error"
-        await self._record(job, status, exc.code)
-        await self._tell(job, outlet, exc)
-
-    async def _internal(self, job: Job, outlet: Outlet) -> None:
-        await self.service.update_outcome(job.platform, job.request_id, "error", "internal")
-        await self._tell(job, outlet, InternalError(job.request_id))
-
-    async def _tell(self, job: Job, outlet: Outlet, exc: AnimeBotError) -> None:
-        try:
-            await outlet.fail(job, exc)
-        except DeliveryFailed as failed:
-            log.info("job %s: the reason could not be sent (%s)", job.request_id, failed.kind)
-        except Exception:
-            log.exception("job %s: the reason could not be sent", job.request_id)
-
-    async def _record(self, job: Job, status: str, kind: str) -> None:
-        await self.service.record_outcome(
-            job.platform, job.user_id, status, kind, chat_id=job.chat_id, request_id=job.request_id
-        )
-
-    async def _finish(self, job: Job, outlet: Outlet) -> None:
-        """Answered: the durable row goes first (it must never run again), then the outlet
-        tidies up (a status message), briefly. The outlet gets the row's last word on where
-        the answer went: a status message another process (a front end showing the queue
-        position) posted after this run read the row is in it, and goes too."""
-        if job.durable:
-            last = await self.service.jobs.finish(job.request_id)
-            if last:
-                job = job.with_outlet(**last)
-        try:
-            async with asyncio.timeout(NOTICE_S):
-                await outlet.end(job)
-        except TimeoutError:
-            log.info("job %s: the outlet could not tidy up in time", job.request_id)
-        except Exception:
-            log.exception("job %s: the outlet could not tidy up", job.request_id)
-
-    async def _put_off(self, job: Job, outlet: Outlet) -> None:
-        """One notice for the person (done after the restart), and the job kept."""
-        changes: dict[str, Any] = {}
-        try:
-            async with asyncio.timeout(NOTICE_S):
-                changes = await outlet.defer(job)
-        except TimeoutError:
-            log.info("job %s: no time left to tell the person about the restart", job.request_id)
-        except Exception:
-            log.exception("job %s: could not tell the person about the restart", job.request_id)
-        if job.durable:
-            await to_the_end(self.service.jobs.defer(job.request_id, **changes))
-
-    async def remember(self, job: Job, **changes: Any) -> bool:
-        """Keep more about where the answer goes in the durable row (a status message).
-        False when the job was answered meanwhile (its row is gone, so whoever answered it
-        will not tidy this up: the caller must); True otherwise, storage trouble included."""
-        if not job.durable:
-            return True
-        return await self.service.jobs.update_reply(job.request_id, **changes) is not False
-
-    # -- after a restart -------------------------------------------------------------------------
-
-    async def left_over(self, platform: str) -> list[Job]:
-        """The jobs of `platform` an earlier process left (read before new ones arrive),
-        rows of an earlier version upgraded."""
-        jobs = [job_from_pending(p) for p in await self.service.jobs.pending(platform)]
-        upgrade = self.upgrades.get(platform)
-        return jobs if upgrade is None else [upgrade(job) for job in jobs]
-
-    def end_of(self, job: Job, *, answerable_s: float | None = None) -> AnimeBotError | None:
-        """Why a job left by an earlier process is not run again, if it is not: older than
-        `answerable_s` (the platform can no longer answer it: a Discord interaction token),
-        tried MAX_ATTEMPTS times, or older than a day."""
-        age = (now_ms() - job.created_at) / 1000
-        if answerable_s is not None and age > answerable_s:
-            return Expired("too old to answer")
-        if job.attempts >= MAX_ATTEMPTS or age > MAX_AGE_S:
-            return GaveUp("given up")
-        return None
-
-    async def begin_attempt(self, job: Job) -> Job | None:
-        """Count one more attempt on a job left by an earlier process (None: it is gone)."""
-        attempts = await self.service.jobs.begin_attempt(job.request_id)
-        if attempts is None:
-            return None
-        return replace(job, attempts=attempts, admin=self.is_admin(job.platform, job.user_id))
-
-    async def resume(self, left: list[Job], *, answerable_s: float | None = None) -> list[Job]:
-        """Dispatch again the jobs an earlier process left (`left_over`); those past their
-        end (`end_of`) are given up instead: one row, the person told once through
-        `outlet.fail`. Returns the jobs dispatched."""
-        resumed = []
-        for job in left:
-            end = self.end_of(job, answerable_s=answerable_s)
-            if end is not None:
-                task = asyncio.create_task(self.give_up(job, end), name="job-give-up")
-                self.track(task, job.platform)
-                continue
-            again = await self.begin_attempt(job)
-            if again is None:
-                continue
-            await self.dispatcher.dispatch(again)
-            resumed.append(again)
-        if resumed:
-            log.info("resuming %d job(s) left by the previous run", len(resumed))
-        return resumed
-
-    async def give_up(self, job: Job, end: AnimeBotError) -> None:
-        log.warning("job %s: %s after %d attempt(s)", job.request_id, end.code, job.attempts)
-        await self._record(job, "error", end.code)
-        try:
-            if job.outlet_kind in self.outlets.kinds():
-                await self._tell(job, self.outlets.outlet_for(job), end)
-        finally:
-            await self.service.jobs.finish(job.request_id)
-
     # -- shutdown -------------------------------------------------------------------------------
 
     async def drain(self, timeout_s: float | None = None) -> bool:
@@ -593,69 +427,6 @@ class JobRunner:
     def pending_tasks(self, platform: str | None = None) -> set[asyncio.Task[Any]]:
         """Jobs being executed in this process (of one platform, or all)."""
         return {t for t, p in self._running.items() if not t.done() and platform in (None, p)}
-
-
-class DownloadFailed(AnimeBotError):
-    """The platform would not give us the photo (after retries)."""
-
-    code = "download_failed"
-
-
-class DeliveryError(AnimeBotError):
-    """The result could not be handed over (after retries); `request_id` is the reference."""
-
-    code = "delivery_failed"
-
-    def __init__(self, kind: str, request_id: str) -> None:
-        super().__init__(kind)
-        self.kind = kind
-        self.request_id = request_id
-
-
-class GaveUp(AnimeBotError):
-    """Tried MAX_ATTEMPTS times (each start crashed on it): given up."""
-
-    code = "gave_up"
-
-
-class Expired(AnimeBotError):
-    """Too old to answer (a platform token expired)."""
-
-    code = "expired"
-
-
-BATCH = "batch"  # a job's source kind: `items`, several sources answered together
-
-
-def batch_parts(job: Job) -> list[Job]:
-    """The photos of a batch job, each a request of its own (`<request id>-<n>`)."""
-    return [
-        replace(
-            job,
-            request_id=f"{job.request_id[:16]}-{n}",
-            source=dict(item),
-            durable=False,
-            upload=None,
-        )
-        for n, item in enumerate(job.source.get("items", ()), 1)
-    ]
-
-
-def job_from_pending(pending: PendingJob) -> Job:
-    """The durable row carries the job: its id is the request id."""
-    return Job(
-        platform=pending.platform,
-        user_id=pending.user_id,
-        lang=pending.lang,
-        source=dict(pending.source),
-        outlet={"kind": pending.platform, **pending.reply},
-        options=dict(pending.options),
-        chat_id=pending.chat_id,
-        request_id=pending.id,
-        created_at=pending.created_at,
-        attempts=pending.attempts,
-        durable=True,
-    )
 
 
 __all__ = [

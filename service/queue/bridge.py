@@ -32,9 +32,9 @@ from service.clips import ClipReply
 from service.convert import ConversionReply
 from service.errors import Busy
 from service.fairqueue import QueueStatus
+from service.lifecycle import GaveUp, JobRunner, job_from_pending
 from service.lifecycle.job import Job
 from service.lifecycle.outlet import FetchFailed, Outlet, OutletFactory, OutletLimits, Outlets
-from service.lifecycle.runner import GaveUp, JobRunner, job_from_pending
 from service.queue.blobs import RedisBlobs
 from service.queue.config import QueueConfig
 from service.queue.delivery import DeliveryLedger

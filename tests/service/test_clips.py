@@ -40,20 +40,20 @@ async def test_clip_comes_back_as_mp4_with_audio_and_is_cached(
         seen.append((done, total))
 
     reply = await clips.convert(ClipRequest("web", 1, clip, on_frames=progress))
-    info = probe_output(reply.data)
+    info = probe_output(reply.clip.data)
     assert (info["width"], info["height"], info["frames"], info["audio"]) == (320, 240, 12, "aac")
     assert not reply.cache_hit and reply.cost == clip_cost_of(reply)
     assert seen[-1] == (12, 12) and [d for d, _ in seen] == sorted(d for d, _ in seen)
     assert 0.3 < reply.flicker < 3.0
     again = await clips.convert(ClipRequest("web", 1, clip))
-    assert again.cache_hit and again.data == reply.data
+    assert again.cache_hit and again.clip.data == reply.clip.data
     rows = usage_rows(rt.settings.database)
     assert [(r["status"], r["cache_hit"]) for r in rows] == [("ok", 0), ("ok", 1)]
     assert await rt.service.db.quota.count(rows[0]["user_hash"], _today()) == reply.cost
 
 
 def clip_cost_of(reply: Any) -> int:
-    return -(-reply.frames * reply.width * reply.height // 1_250_000)
+    return -(-reply.clip.frames * reply.clip.width * reply.clip.height // 1_250_000)
 
 
 def _today() -> str:
@@ -107,7 +107,7 @@ async def test_photos_get_in_between_the_chunks_of_a_clip(
     )
     await asyncio.wait_for(photo(), 120)
     reply = await asyncio.wait_for(clip_task, 120)
-    assert reply.frames == 30
+    assert reply.clip.frames == 30
     assert at_photo[0] <= 6  # the photo waited for one 2-frame chunk or so, not 30 frames
 
 

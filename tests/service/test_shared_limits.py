@@ -185,5 +185,5 @@ async def test_a_cancelled_or_failed_clip_gives_its_quota_back(
         with pytest.raises(RuntimeError):
             await rt.clips.convert(ClipRequest("test", 1, data))
     assert await rt.db.quota.count(user, today_utc()) == 0
-    assert (await rt.clips.convert(ClipRequest("test", 1, data))).frames == 12
+    assert (await rt.clips.convert(ClipRequest("test", 1, data))).clip.frames == 12
     assert await rt.db.quota.count(user, today_utc()) == 10
