@@ -18,8 +18,8 @@ from typing import Any, Literal
 from telegram import Bot, InputFile, Message
 from telegram.ext import filters
 
-from bot.telegram.delivery import PLATFORM, Delivery, Target, Undeliverable
-from bot.telegram.inputs import TELEGRAM_DOWNLOAD_LIMIT
+from bot.telegram.conversion import file_job
+from bot.telegram.delivery import Delivery, Target, Undeliverable
 from bot.telegram.texts import style_label
 from i18n import clip_notes
 from service.clips import ClipReply
@@ -78,21 +78,14 @@ def clip_job(
 ) -> Job:
     """A clip sent to the bot (or named by `/anime` in reply to it): refetchable by its
     `file_id` after a crash; `source["media"]` says how to answer it."""
-    return Job(
-        platform=PLATFORM,
-        user_id=str(user_id),
-        chat_id=str(chat_id),
+    return file_job(
+        request_id,
+        chat_id=chat_id,
+        user_id=user_id,
         lang=lang,
-        request_id=request_id,
-        source={
-            "kind": "telegram_file",
-            "media": clip.kind,
-            "file_id": clip.file_id,
-            "size": clip.file_size,
-            "limit": TELEGRAM_DOWNLOAD_LIMIT,  # getFile serves no larger files
-        },
+        media=clip,
+        reply_to=reply_to,
         options={CLIP: True, "style": style, "sticker": clip.kind == "sticker"},
-        outlet={"kind": PLATFORM, "chat_id": chat_id, "reply_to": reply_to},
     )
 
 

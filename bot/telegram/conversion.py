@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot.telegram.delivery import PLATFORM
 from bot.telegram.inputs import TELEGRAM_DOWNLOAD_LIMIT, Media
@@ -20,17 +20,29 @@ from service.lifecycle import Job
 log = logging.getLogger("animebot.telegram")
 
 
-def photo_job(
+class TelegramFile(Protocol):
+    """A file Telegram holds for us (a photo or a clip): refetchable by its id after a crash."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def file_id(self) -> str: ...
+    @property
+    def file_size(self) -> int | None: ...
+
+
+def file_job(
     request_id: str,
     *,
     chat_id: int,
     user_id: int,
     lang: str,
-    media: Media,
+    media: TelegramFile,
     reply_to: int | None,
-    style: str | None = None,
+    options: dict[str, Any],
 ) -> Job:
-    """A picture sent to the bot (or named by `/anime` in reply to it)."""
+    """A file sent to the bot (or named by `/anime` in reply to it); `source["media"]` says
+    what kind it was, so the answer can be of the same kind."""
     return Job(
         platform=PLATFORM,
         user_id=str(user_id),
@@ -44,8 +56,30 @@ def photo_job(
             "size": media.file_size,
             "limit": TELEGRAM_DOWNLOAD_LIMIT,  # getFile serves no larger files
         },
-        options={"style": style, "fmt": "jpeg"},
+        options=options,
         outlet=_outlet(chat_id, reply_to),
+    )
+
+
+def photo_job(
+    request_id: str,
+    *,
+    chat_id: int,
+    user_id: int,
+    lang: str,
+    media: Media,
+    reply_to: int | None,
+    style: str | None = None,
+) -> Job:
+    """A picture sent to the bot (or named by `/anime` in reply to it)."""
+    return file_job(
+        request_id,
+        chat_id=chat_id,
+        user_id=user_id,
+        lang=lang,
+        media=media,
+        reply_to=reply_to,
+        options={"style": style, "fmt": "jpeg"},
     )
 
 
