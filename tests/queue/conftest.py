@@ -3,23 +3,25 @@ each test gets a flushed database."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from service.queue import QueueConfig, RedisDispatcher
-from tests.queue.redis_server import REDIS_SERVER, RedisProcess
+from tests.queue.redis_server import RedisProcess, running_redis
 
 
 @pytest.fixture(scope="module")
 def redis_process() -> Iterator[RedisProcess]:
-    if not os.access(REDIS_SERVER, os.X_OK):
-        pytest.skip(f"redis-server not found at {REDIS_SERVER} (apt-get install redis-server)")
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.remove()
+    with running_redis() as server:
+        yield server
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisProcess]:
+    """A redis-server of the test's own (for tests that kill it, or run processes against it)."""
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture

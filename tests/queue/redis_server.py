@@ -3,13 +3,18 @@ persistence unless asked, restartable on the same port, stopped at the end."""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -80,3 +85,17 @@ class RedisProcess:
     def remove(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_redis() -> Iterator[RedisProcess]:
+    """A started redis-server, removed afterwards; the test is skipped, with the reason, when
+    the machine has none."""
+    if not os.access(REDIS_SERVER, os.X_OK):
+        pytest.skip(f"redis-server not found at {REDIS_SERVER} (apt-get install redis-server)")
+    server = RedisProcess()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.remove()

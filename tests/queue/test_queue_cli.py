@@ -13,7 +13,6 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,6 @@ from tests.standins.telegram_fixtures import telegram_standin
 __all__ = ["telegram_standin"]
 
 ANIMEBOT = [sys.executable, "-m", "cli.main"]
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.remove()
 
 
 class Proc:

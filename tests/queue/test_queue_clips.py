@@ -13,7 +13,6 @@ import asyncio
 import os
 import sqlite3
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +21,7 @@ import pytest
 from i18n import t
 from models.pairs import PROJECT_ROOT
 from tests.clipgen import make_mp4, probe_output
-from tests.queue.redis_server import REDIS_SERVER, RedisProcess, free_port
+from tests.queue.redis_server import RedisProcess, free_port
 from tests.queue.test_queue_cli import Proc, conversions, ready
 from tests.standins.telegram_api import TelegramStandIn, make_user
 from tests.standins.telegram_fixtures import telegram_standin
@@ -34,16 +33,6 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX processes
 
 TOKEN = "clip-progress-token-0123456789"
 FRAMES = 36
-
-
-@pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
-    if not os.access(REDIS_SERVER, os.X_OK):
-        pytest.skip(f"redis-server not found at {REDIS_SERVER} (apt-get install redis-server)")
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.remove()
 
 
 @pytest.fixture

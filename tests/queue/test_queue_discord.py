@@ -5,8 +5,10 @@ process (the Discord stand-in patches discord.py in-process) and share one SQLit
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 from bot.discord import DiscordFrontEnd
 from bot.discord.worker import DiscordWorkerOutlet
@@ -25,15 +27,16 @@ def conversions(runtime: Runtime) -> float:
     return sum(s.value for m in metric.collect() for s in m.samples if s.name.endswith("_total"))
 
 
-async def test_anime_is_converted_and_answered_by_a_worker(
+@contextlib.asynccontextmanager
+async def front_and_worker(
     make_runtime: Callable[..., Awaitable[Runtime]],
-    discord_standin: DiscordStandIn,
-    redis_url: str,
-    tmp_path: Path,
-) -> None:
-    shared = {"queue_url": redis_url, "data_dir": tmp_path / "shared"}
-    front_rt = await make_runtime(discord_token=discord_standin.token, **shared)
-    worker_rt = await make_runtime(discord_token=discord_standin.token, **shared)
+    standin: DiscordStandIn,
+    **shared: Any,
+) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """A Discord front end (gateway) and a worker runtime (the token's HTTP session only)
+    on one queue and database: (front runtime, worker runtime)."""
+    front_rt = await make_runtime(discord_token=standin.token, **shared)
+    worker_rt = await make_runtime(discord_token=standin.token, **shared)
     front_queue = QueueRoles(front_rt, "front")
     worker_queue = QueueRoles(worker_rt, "worker")
     await front_queue.start_front()
@@ -44,6 +47,22 @@ async def test_anime_is_converted_and_answered_by_a_worker(
     await outlet.start()
     await worker_queue.start_workers()
     try:
+        yield front_rt, worker_rt
+    finally:
+        await worker_queue.stop(5)
+        await outlet.stop()
+        await front.stop()
+        await front_queue.stop(5)
+
+
+async def test_anime_is_converted_and_answered_by_a_worker(
+    make_runtime: Callable[..., Awaitable[Runtime]],
+    discord_standin: DiscordStandIn,
+    redis_url: str,
+    tmp_path: Path,
+) -> None:
+    shared = {"queue_url": redis_url, "data_dir": tmp_path / "shared"}
+    async with front_and_worker(make_runtime, discord_standin, **shared) as (front_rt, worker_rt):
         record = await discord_standin.invoke_slash(
             "anime", attachments={"image": ("p.png", distinct_png(7, side=160), "image/png")}
         )
@@ -62,8 +81,3 @@ async def test_anime_is_converted_and_answered_by_a_worker(
         (reply,) = await record.wait_followups(1, timeout=60)
         assert len(reply.files) == 2
         assert conversions(front_rt) == 0 and conversions(worker_rt) == 3
-    finally:
-        await worker_queue.stop(5)
-        await outlet.stop()
-        await front.stop()
-        await front_queue.stop(5)

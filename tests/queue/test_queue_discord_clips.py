@@ -9,13 +9,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from bot.discord import DiscordFrontEnd
-from bot.discord.worker import DiscordWorkerOutlet
-from service.queue.roles import QueueRoles
 from service.runtime import Runtime
 from tests.clipgen import make_mp4, probe_output
 from tests.queue.fixtures import redis_url
-from tests.queue.test_queue_discord import conversions
+from tests.queue.test_queue_discord import conversions, front_and_worker
 from tests.standins.discord_api import DiscordStandIn
 from tests.standins.discord_fixtures import discord_standin
 
@@ -38,18 +35,7 @@ async def test_a_clip_is_converted_by_a_worker_with_progress_in_the_thinking_mes
         "data_dir": tmp_path / "shared",
         "clip_photo_pixels": 320 * 240 * 2,
     }
-    front_rt = await make_runtime(discord_token=discord_standin.token, **shared)
-    worker_rt = await make_runtime(discord_token=discord_standin.token, **shared)
-    front_queue = QueueRoles(front_rt, "front")
-    worker_queue = QueueRoles(worker_rt, "worker")
-    await front_queue.start_front()
-    front = DiscordFrontEnd(front_rt, guild_ready_timeout=0.05, ready_timeout=10)
-    await front.start()
-    await front_queue.start_workers()
-    outlet = DiscordWorkerOutlet(worker_rt)
-    await outlet.start()
-    await worker_queue.start_workers()
-    try:
+    async with front_and_worker(make_runtime, discord_standin, **shared) as (front_rt, worker_rt):
         record = await discord_standin.invoke_slash(
             "anime", {}, attachments={"image": ("walk.mp4", clip, "video/mp4")}
         )
@@ -66,8 +52,3 @@ async def test_a_clip_is_converted_by_a_worker_with_progress_in_the_thinking_mes
         assert record.deleted_message_ids == [deferral.message_id]  # the progress goes
         assert conversions(front_rt) == 0  # the front end only queued it
         assert conversions(worker_rt) == 1  # the worker converted, showed progress, answered
-    finally:
-        await worker_queue.stop(5)
-        await outlet.stop()
-        await front.stop()
-        await front_queue.stop(5)

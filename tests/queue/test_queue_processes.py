@@ -117,14 +117,6 @@ class QueuedRow:
         }
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisProcess]:
-    server = RedisProcess()
-    server.start()
-    yield server
-    server.remove()
-
-
 @contextlib.asynccontextmanager
 async def front_end(
     redis: RedisProcess, db_path: Path
