@@ -55,6 +55,19 @@ def some_progress(call: Call) -> bool:
     )
 
 
+async def restart_until_answered(
+    api: TelegramStandIn, env: dict[str, str], log: Path, sent: dict[str, object]
+) -> None:
+    """A fresh start of the bot, stopped cleanly once it has answered `sent` with a video."""
+    mark = api.mark()
+    async with child(["-m", "bot.telegram"], env, log) as second:
+        await started(api, mark)
+        await api.wait_for("sendVideo", replies_to(sent), since=mark, timeout=180)
+        await api.wait_for("deleteMessage", since=mark, timeout=60)
+        second.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(second.wait(), 60) == 0
+
+
 def assert_one_video(api: TelegramStandIn, sent: dict[str, object]) -> None:
     videos = [c for c in api.calls_to("sendVideo") if replies_to(sent)(c)]
     assert len(videos) == 1 and videos[0].ok, videos
@@ -85,13 +98,7 @@ async def test_kill_9_in_the_middle_of_a_clip_loses_it_not(
     assert not api.calls_to("sendVideo")  # no answer yet
     assert len(jobs_in(data)) == 1
 
-    mark = api.mark()
-    async with child(["-m", "bot.telegram"], env, log) as second:
-        await started(api, mark)
-        await api.wait_for("sendVideo", replies_to(sent), since=mark, timeout=180)
-        await api.wait_for("deleteMessage", since=mark, timeout=60)
-        second.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(second.wait(), 60) == 0
+    await restart_until_answered(api, env, log, sent)
 
     assert (ALICE["id"], status) in set(api.deleted_messages)  # the dead run's "N%" is gone
     assert_one_video(api, sent)
@@ -122,13 +129,7 @@ async def test_sigterm_puts_a_running_clip_off_and_the_next_start_answers_it(
     assert len(jobs_in(data)) == 1
     assert usage_in(data) == [("refused", "shutting_down")]
 
-    mark = api.mark()
-    async with child(["-m", "bot.telegram"], env, log) as second:
-        await started(api, mark)
-        await api.wait_for("sendVideo", replies_to(sent), since=mark, timeout=180)
-        await api.wait_for("deleteMessage", since=mark, timeout=60)
-        second.send_signal(signal.SIGTERM)
-        assert await asyncio.wait_for(second.wait(), 60) == 0
+    await restart_until_answered(api, env, log, sent)
 
     assert_one_video(api, sent)
     assert jobs_in(data) == []
